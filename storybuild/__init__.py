@@ -1,0 +1,3 @@
+"""storybuild: make for films."""
+
+__version__ = "0.1.0"

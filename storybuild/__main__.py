@@ -1,0 +1,6 @@
+"""`python -m storybuild`."""
+
+from storybuild.cli import main
+
+if __name__ == "__main__":
+    main()

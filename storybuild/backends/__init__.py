@@ -1,0 +1,1 @@
+"""Backends: the things that do an action's work."""

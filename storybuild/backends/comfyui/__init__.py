@@ -1,0 +1,1 @@
+"""The ComfyUI backend: real HTTP + WebSocket protocol, validated workflows, server farms."""

@@ -1,0 +1,1 @@
+"""Embedded backends: everything needed to build an animatic film with pip packages only."""

@@ -1,0 +1,38 @@
+"""The embedded backend: dispatches each action kind to the module that performs it."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Mapping
+
+from storybuild.backends.base import ActionContext
+from storybuild.errors import BackendError
+
+# kind → "module:function(ctx) -> {output: path}"; modules load only when a kind runs.
+KINDS: dict[str, str] = {
+    "visemes": "storybuild.backends.embedded.visemes:run_visemes",
+    "shot": "storybuild.backends.embedded.shot:run_shot",
+    "mix": "storybuild.backends.embedded.mix:run_mix",
+    "scene": "storybuild.backends.embedded.assemble:run_scene",
+    "film": "storybuild.backends.embedded.assemble:run_film",
+    "export": "storybuild.backends.embedded.exports:run_export",
+}
+
+
+class EmbeddedBackend:
+    """CPU-only pictures, lip-sync, sound and assembly (no GPU, no server)."""
+
+    name = "embedded"
+    version = "1"
+    capabilities = frozenset({"visemes", "render3d", "image", "mix", "assemble", "export"})
+
+    def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
+        return None
+
+    def run(self, ctx: ActionContext) -> Mapping[str, Path]:
+        spec = KINDS.get(ctx.kind)
+        if spec is None:
+            raise BackendError(f"the embedded backend cannot run actions of kind {ctx.kind!r}")
+        module_name, _, func = spec.partition(":")
+        return getattr(import_module(module_name), func)(ctx)
