@@ -1,0 +1,482 @@
+"""Expand a film manifest into actions: lines → speech and visemes, shots → pictures,
+scenes → mixes and scene videos, the film, its exports (docs/pipeline.md draws the graph).
+
+Pure: reads the Manifest only (no files). Each action's params hold exactly what its
+backend needs, already resolved (prosody applied, look-at targets turned into points,
+assets turned into input names), and `origins` says which manifest path each param came
+from, so a rebuild can be explained down to the line that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from storybuild.errors import Diagnostic, ManifestError
+from storybuild.model import (
+    Action,
+    ActionInput,
+    Asset,
+    Character,
+    FileInput,
+    Input,
+    LipsyncMethod,
+    Manifest,
+    Picture,
+    PictureSource,
+    Placement,
+    Prosody,
+    Quality,
+    Scene,
+    Shot,
+)
+
+STEMS = ("dialogue", "music", "sfx", "ambience")
+GENERATIVE = {
+    PictureSource.KEYFRAME: "text_to_image",
+    PictureSource.IMAGE_TO_VIDEO: "image_to_video",
+    PictureSource.TEXT_TO_VIDEO: "text_to_video",
+}
+FACE_HEIGHT = 1.45  # metres above a character's feet that a look-at aims for (scaled)
+
+# How emotions shift a voice unless the character's voice says otherwise.
+BUILTIN_PROSODY: dict[str, Prosody] = {
+    "neutral": Prosody(),
+    "calm": Prosody(rate=0.95, pitch=-2),
+    "warm": Prosody(rate=0.95, pitch=-2),
+    "happy": Prosody(rate=1.08, pitch=6, volume=1.05),
+    "excited": Prosody(rate=1.15, pitch=10, volume=1.1),
+    "sad": Prosody(rate=0.85, pitch=-6, volume=0.9),
+    "angry": Prosody(rate=1.1, pitch=4, volume=1.2),
+    "scared": Prosody(rate=1.2, pitch=12, volume=0.9),
+    "worried": Prosody(rate=1.1, pitch=6),
+    "whisper": Prosody(rate=0.9, pitch=-4, volume=0.6),
+}
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from ids, stable across machines and Python runs."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31 - 1)
+
+
+def even(value: float) -> int:
+    """Round to an even integer ≥ 2 (H.264 with 4:2:0 chroma needs even sizes)."""
+    return max(2, int(round(value / 2.0)) * 2)
+
+
+class _Expander:
+    def __init__(self, manifest: Manifest, quality: Quality):
+        self.m = manifest
+        self.quality = quality
+        self.pre = "preview/" if quality is Quality.PREVIEW else ""
+        project = manifest.project
+        if quality is Quality.PREVIEW:
+            self.width = even(project.width * project.preview.scale)
+            self.height = even(project.height * project.preview.scale)
+            self.fps = min(project.fps, project.preview.fps)
+        else:
+            self.width, self.height, self.fps = project.width, project.height, project.fps
+        self.sample_rate = project.sample_rate
+        self.actions: list[Action] = []
+        self.problems: list[Diagnostic] = []
+        servers = manifest.backends.comfyui.servers
+        self.has_comfy = bool(servers)
+
+    # ------------------------------------------------------------------ helpers
+
+    def add(self, action: Action) -> str:
+        self.actions.append(action)
+        return action.id
+
+    def view(self, path: str) -> str:
+        return f"{self.pre}{path}"
+
+    def asset(self, asset_id: str) -> Asset:
+        return self.m.assets[asset_id]
+
+    def asset_input(self, name: str, asset_id: str) -> Input:
+        return Input(name, FileInput(self.asset(asset_id).path))
+
+    # ------------------------------------------------------------------ lines
+
+    def voice_params(self, character: Character, emotion: str) -> dict[str, Any]:
+        voice = character.voice
+        prosody = voice.emotions.get(emotion) or BUILTIN_PROSODY.get(emotion, Prosody())
+        return {
+            "engine": voice.engine,
+            "name": voice.name,
+            "rate": int(round(voice.rate * prosody.rate)),
+            "pitch": int(min(99, max(0, round(voice.pitch + prosody.pitch)))),
+            "volume": round(voice.volume * prosody.volume, 4),
+        }
+
+    def line_actions(self, shot: Shot) -> list[dict[str, Any]]:
+        """Speech (+ visemes) per line; returns the shot's `lines` params."""
+        lines = []
+        for index, line in enumerate(shot.dialogue):
+            character = self.m.characters[line.character]
+            voice = self.voice_params(character, line.emotion)
+            speech_id = f"{self.pre}speech/{shot.id}/{index}"
+            if character.voice.engine == "comfyui":
+                params = self.comfy_params("tts", character.voice.workflow, {"text": line.text, **voice},
+                                           line.loc, f"{shot.id}/{index}")
+                params["sample_rate"] = self.sample_rate
+                backend = "comfyui"
+            else:
+                params = {"text": line.text, "voice": voice, "sample_rate": self.sample_rate}
+                backend = "espeak"
+            params["emotion"] = line.emotion
+            self.add(Action(
+                id=speech_id, kind="speech", backend=backend, params=params,
+                outputs=("line.wav", "timings.json"),
+                view={"line.wav": self.view(f"dialogue/{shot.id}/{index:02d}-{line.character}.wav")},
+                loc=line.loc,
+                origins={"text": f"{line.path}.text", "voice": f"{character.path}.voice",
+                         "emotion": f"{line.path}.emotion", "sample_rate": "project.sample_rate",
+                         "values": f"{line.path}.text"},
+            ))
+            visemes = None
+            if shot.lipsync is not LipsyncMethod.NONE:
+                if line.lipsync:
+                    source = Input("rhubarb", FileInput(self.asset(line.lipsync).path))
+                else:
+                    source = Input("timings", ActionInput(speech_id, "timings.json"))
+                visemes_id = self.add(Action(
+                    id=f"{self.pre}visemes/{shot.id}/{index}", kind="visemes", backend="embedded",
+                    params={"extended": True}, inputs=(source,), outputs=("visemes.json",),
+                    view={"visemes.json": self.view(f"dialogue/{shot.id}/{index:02d}-{line.character}.visemes.json")},
+                    loc=line.loc, origins={"extended": f"{line.path}"},
+                ))
+                visemes = visemes_id
+            lines.append({"index": index, "character": line.character, "text": line.text,
+                          "offset": line.offset, "speech": speech_id, "visemes": visemes})
+        return lines
+
+    # ------------------------------------------------------------------ pictures
+
+    def placements(self, scene: Scene, shot: Shot) -> tuple[list[dict], list[dict], list[Input], dict]:
+        """Cast and props params, their model inputs, and where each ref stands (for look-at)."""
+        cast, props, inputs, where = [], [], {}, {}
+        for placement in (*scene.set, *shot.props, *shot.cast):
+            where[placement.ref] = self.aim_point(placement)
+        for placement in shot.cast:
+            if placement.ref in self.m.characters:
+                character = self.m.characters[placement.ref]
+                model = None
+                if character.model:
+                    model = f"model:{character.model}"
+                    inputs[model] = self.asset_input(model, character.model)
+                mouths = character.mouths
+                if mouths in self.m.assets:
+                    inputs[f"mouths:{mouths}"] = self.asset_input(f"mouths:{mouths}", mouths)
+                    mouths = f"mouths:{mouths}"
+                entry = {"character": character.id, "name": character.name, "color": character.color,
+                         "model": model, "mouths": mouths, "head_height": FACE_HEIGHT}
+                entry.update(self.transform(placement, self.asset(character.model) if character.model else None))
+                cast.append(entry)
+            else:
+                props.append(self.prop(placement, inputs))
+        for placement in (*scene.set, *shot.props):
+            props.append(self.prop(placement, inputs))
+        return cast, props, list(inputs.values()), where
+
+    def prop(self, placement: Placement, inputs: dict[str, Input]) -> dict:
+        name = f"model:{placement.ref}"
+        inputs[name] = self.asset_input(name, placement.ref)
+        return {"model": name, **self.transform(placement, self.asset(placement.ref))}
+
+    @staticmethod
+    def transform(placement: Placement, asset: Asset | None) -> dict:
+        """Placement composed with the asset's own transform (position adds, yaw adds, scale multiplies)."""
+        ax, ay, az = asset.position if asset else (0.0, 0.0, 0.0)
+        rx, ry, rz = asset.rotation if asset else (0.0, 0.0, 0.0)
+        scale = (asset.scale if asset else 1.0) * placement.scale
+        px, py, pz = placement.position
+        return {"position": [px + ax, py + ay, pz + az], "rotation": [rx, ry + placement.facing, rz],
+                "facing": placement.facing, "scale": scale}
+
+    def aim_point(self, placement: Placement) -> list[float]:
+        x, y, z = placement.position
+        height = FACE_HEIGHT if placement.ref in self.m.characters else 1.0
+        return [x, y + height * placement.scale, z]
+
+    def resolve_look_at(self, target, where: dict, loc, shot: Shot):
+        if target is None or isinstance(target, (list, tuple)):
+            return list(target) if target is not None else None
+        if target not in where:
+            self.problems.append(Diagnostic(
+                f"camera looks at {target!r}, which is not in shot {shot.id!r}", loc,
+                f"add {target!r} to the shot's cast or props, or look at a point [x, y, z]"))
+            return None
+        return where[target]
+
+    def camera_params(self, shot: Shot, where: dict) -> dict:
+        camera = shot.camera
+        move = camera.move
+        return {
+            "lens": camera.lens,
+            "position": list(camera.position),
+            "look_at": self.resolve_look_at(camera.look_at, where, camera.loc, shot),
+            "move": {"type": move.type.value, "distance": move.distance, "angle": move.angle,
+                     "lens_to": move.lens_to, "easing": move.easing.value},
+            "keyframes": [
+                {"at": key.at, "position": list(key.position) if key.position else None,
+                 "look_at": self.resolve_look_at(key.look_at, where, key.loc, shot),
+                 "lens": key.lens, "easing": key.easing.value}
+                for key in camera.keyframes
+            ],
+        }
+
+    def picture_backend(self, picture: Picture) -> str:
+        if picture.source not in GENERATIVE:
+            return "embedded"
+        if picture.backend == "comfyui" or (picture.backend == "auto" and self.has_comfy):
+            if not self.has_comfy:
+                self.problems.append(Diagnostic(
+                    f"shot picture asks for ComfyUI ({picture.source.value}) but no server is configured",
+                    picture.loc, "add backends.comfyui.servers, or set picture.backend: auto to use the embedded animatic"))
+            return "comfyui"
+        return "embedded"
+
+    def shot_actions(self, scene: Scene, shot: Shot) -> str:
+        lines = self.line_actions(shot)
+        cast, props, inputs, where = self.placements(scene, shot)
+        picture = shot.picture
+        look = shot.look.over(scene.look).over(self.m.project.look)
+        inputs = list(inputs)
+        line_params = []
+        for line in lines:
+            inputs.append(Input(f"timings:{line['index']}", ActionInput(line["speech"], "timings.json")))
+            if line["visemes"]:
+                inputs.append(Input(f"visemes:{line['index']}", ActionInput(line["visemes"], "visemes.json")))
+            line_params.append({"index": line["index"], "character": line["character"], "text": line["text"],
+                                "offset": line["offset"], "timings": f"timings:{line['index']}",
+                                "visemes": f"visemes:{line['index']}" if line["visemes"] else None})
+        seed = int(picture.params.get("seed", stable_seed(self.m.project.seed, shot.id, shot.take)))
+        if picture.source in (PictureSource.STILL, PictureSource.KEYFRAME) and picture.image:
+            inputs.append(self.asset_input("image", picture.image))
+        if picture.source is PictureSource.FILE and picture.image:
+            inputs.append(self.asset_input("clip", picture.image))
+        if self.picture_backend(picture) == "comfyui":
+            inputs.extend(self.generative_actions(shot, look, seed, lines))
+        params = {
+            "fps": self.fps, "width": self.width, "height": self.height, "quality": self.quality.value,
+            "duration": shot.duration, "padding": shot.padding, "source": picture.source.value,
+            "look": picture.look.value, "background": scene.background, "time": scene.time,
+            "lighting": look.lighting, "title": picture.title, "caption_lines": shot.captions,
+            "ken_burns": _ken_burns(picture), "seed": seed,
+            "camera": self.camera_params(shot, where), "cast": cast, "props": props, "lines": line_params,
+        }
+        return self.add(Action(
+            id=f"{self.pre}shot/{shot.id}", kind="shot", backend="embedded", params=params,
+            inputs=tuple(inputs), outputs=("shot.mp4", "shot.json", "thumb.png"),
+            view={"shot.mp4": self.view(f"shots/{shot.id}.mp4"), "thumb.png": self.view(f"shots/{shot.id}.png")},
+            loc=shot.loc,
+            origins={"fps": "project.fps", "width": "project.resolution", "height": "project.resolution",
+                     "duration": f"{shot.path}.duration", "padding": f"{shot.path}.padding",
+                     "source": f"{shot.path}.picture.source", "look": f"{shot.path}.picture.look",
+                     "background": f"{scene.path}.background", "time": f"{scene.path}.time",
+                     "lighting": f"{shot.path}.look", "title": f"{shot.path}.picture.title",
+                     "caption_lines": f"{shot.path}.captions", "ken_burns": f"{shot.path}.picture.ken_burns",
+                     "seed": f"{shot.path}.picture.params.seed", "camera": f"{shot.path}.camera",
+                     "cast": f"{shot.path}.cast", "props": f"{shot.path}.props", "lines": f"{shot.path}.dialogue"},
+        ))
+
+    # ------------------------------------------------------------------ ComfyUI
+
+    def comfy_params(self, capability: str, workflow_id: str | None, values: dict, loc, seed_key: str) -> dict:
+        """Resolve the workflow for a capability (named, or routed by the registry) into params."""
+        from storybuild.backends.comfyui.planning import resolve_workflow
+
+        try:
+            return resolve_workflow(self.m, capability, workflow_id, values)
+        except ManifestError as err:
+            self.problems.extend(err.diagnostics)
+            return {"capability": capability, "values": values}
+
+    def generative_actions(self, shot: Shot, look, seed: int, lines: list[dict]) -> list[Input]:
+        """keyframe → clip → lipsync on ComfyUI; returns the inputs the shot render takes from them."""
+        from storybuild.templating import apply_presets
+
+        picture = shot.picture
+        prompt, negative = apply_presets(shot.prompt, look, self.m.presets)
+        if shot.negative:
+            negative = ", ".join(x for x in (shot.negative, negative) if x)
+        values = {"prompt": prompt, "negative": negative, "seed": seed,
+                  "width": self.width, "height": self.height, "fps": self.fps,
+                  **{k: v for k, v in picture.params.items() if k != "seed"}}
+        origins = {"values": f"{shot.path}.prompt", "workflow": f"{shot.path}.picture.workflow"}
+        image_input: Input | None = None
+        if picture.source in (PictureSource.KEYFRAME, PictureSource.IMAGE_TO_VIDEO):
+            if picture.image:
+                image_input = self.asset_input("image", picture.image)
+            else:
+                keyframe = self.add(Action(
+                    id=f"{self.pre}keyframe/{shot.id}", kind="keyframe", backend="comfyui",
+                    params=self.comfy_params("text_to_image", picture.workflow if picture.source is PictureSource.KEYFRAME else None,
+                                             values, picture.loc, shot.id),
+                    outputs=("keyframe.png",), view={"keyframe.png": self.view(f"keyframes/{shot.id}.png")},
+                    loc=picture.loc, origins=origins, pinned=True))
+                image_input = Input("image", ActionInput(keyframe, "keyframe.png"))
+        if picture.source is PictureSource.KEYFRAME:
+            return [image_input]
+        clip_inputs = (image_input,) if image_input else ()
+        clip = self.add(Action(
+            id=f"{self.pre}clip/{shot.id}", kind="clip", backend="comfyui",
+            params=self.comfy_params(GENERATIVE[picture.source], picture.workflow, values, picture.loc, shot.id),
+            inputs=clip_inputs, outputs=("clip.mp4",), view={"clip.mp4": self.view(f"clips/{shot.id}.mp4")},
+            loc=picture.loc, origins=origins, pinned=True))
+        clip_input = Input("clip", ActionInput(clip, "clip.mp4"))
+        if shot.lipsync is LipsyncMethod.COMFYUI and lines:
+            audio = [Input(f"line:{line['index']}", ActionInput(line["speech"], "line.wav")) for line in lines]
+            timings = [Input(f"timings:{line['index']}", ActionInput(line["speech"], "timings.json")) for line in lines]
+            lip_values = {**values, "lines": [{"index": line["index"], "offset": line["offset"]} for line in lines]}
+            lipsync = self.add(Action(
+                id=f"{self.pre}lipsync/{shot.id}", kind="lipsync", backend="comfyui",
+                params=self.comfy_params("lipsync", shot.lipsync_workflow, lip_values, shot.loc, shot.id),
+                inputs=(clip_input, *audio, *timings), outputs=("lipsync.mp4",),
+                view={"lipsync.mp4": self.view(f"clips/{shot.id}.lipsync.mp4")},
+                loc=shot.loc, origins={"values": f"{shot.path}.dialogue", "workflow": f"{shot.path}.lipsync"},
+                pinned=True))
+            clip_input = Input("clip", ActionInput(lipsync, "lipsync.mp4"))
+        return [clip_input]
+
+    # ------------------------------------------------------------------ scenes and film
+
+    def scene_actions(self, index: int, scene: Scene, shot_ids: list[str]) -> tuple[str, str]:
+        inputs: dict[str, Input] = {}
+        shots_params = []
+        for shot, shot_action in zip(scene.shots, shot_ids):
+            inputs[f"shot:{shot.id}"] = Input(f"shot:{shot.id}", ActionInput(shot_action, "shot.json"))
+            line_entries = []
+            for index_, line in enumerate(shot.dialogue):
+                name = f"line:{shot.id}/{index_}"
+                inputs[name] = Input(name, ActionInput(f"{self.pre}speech/{shot.id}/{index_}", "line.wav"))
+                line_entries.append({"index": index_, "input": name, "volume": 1.0})
+            sfx_entries = []
+            for cue in shot.sfx:
+                name = f"audio:{cue.asset}"
+                inputs[name] = self.asset_input(name, cue.asset)
+                sfx_entries.append({"input": name, "at": cue.at, "volume": cue.volume})
+            shots_params.append({"id": shot.id, "lines": line_entries, "sfx": sfx_entries})
+
+        def cue(audio_cue, music: bool):
+            if audio_cue is None:
+                return None
+            name = f"audio:{audio_cue.asset}"
+            inputs[name] = self.asset_input(name, audio_cue.asset)
+            out = {"input": name, "volume": audio_cue.volume, "fade_in": audio_cue.fade_in,
+                   "fade_out": audio_cue.fade_out, "start": audio_cue.start}
+            if music:
+                out["duck"] = audio_cue.duck
+            return out
+
+        params = {"sample_rate": self.sample_rate, "reverb": scene.reverb.value,
+                  "ambience": cue(scene.ambience, False), "music": cue(scene.music, True), "shots": shots_params}
+        mix = self.add(Action(
+            id=f"{self.pre}mix/{scene.id}", kind="mix", backend="embedded", params=params,
+            inputs=tuple(inputs.values()), outputs=("mix.wav", *(f"{s}.wav" for s in STEMS)),
+            view={"mix.wav": self.view(f"scenes/{scene.id}.wav")}, loc=scene.loc,
+            origins={"reverb": f"{scene.path}.reverb", "ambience": f"{scene.path}.ambience",
+                     "music": f"{scene.path}.music", "shots": f"{scene.path}.shots",
+                     "sample_rate": "project.sample_rate"},
+        ))
+        video_inputs = [Input(f"shot:{shot.id}:video", ActionInput(action, "shot.mp4"))
+                        for shot, action in zip(scene.shots, shot_ids)]
+        scene_id = self.add(Action(
+            id=f"{self.pre}scene/{scene.id}", kind="scene", backend="embedded",
+            params={"fps": self.fps, "width": self.width, "height": self.height,
+                    "shots": [shot.id for shot in scene.shots]},
+            inputs=(*video_inputs, Input("mix", ActionInput(mix, "mix.wav"))), outputs=("scene.mp4",),
+            view={"scene.mp4": self.view(f"scenes/{scene.id}.mp4")}, loc=scene.loc,
+            origins={"shots": f"{scene.path}.shots", "fps": "project.fps", "width": "project.resolution",
+                     "height": "project.resolution"},
+        ))
+        return mix, scene_id
+
+    def film_action(self, scenes: list[tuple[Scene, str, str, list[str]]]) -> str:
+        inputs: list[Input] = []
+        scene_params = []
+        for scene, mix, scene_action, shot_actions in scenes:
+            inputs.append(Input(f"scene:{scene.id}", ActionInput(scene_action, "scene.mp4")))
+            inputs.extend(Input(f"stems:{scene.id}:{stem}", ActionInput(mix, f"{stem}.wav")) for stem in STEMS)
+            inputs.extend(Input(f"shot:{shot.id}", ActionInput(action, "shot.json"))
+                          for shot, action in zip(scene.shots, shot_actions))
+            scene_params.append({"id": scene.id, "shots": [shot.id for shot in scene.shots],
+                                 "transition": {"type": scene.transition.type.value,
+                                                "duration": scene.transition.duration}})
+        project = self.m.project
+        outputs = ("film.mp4", "film.json", "master.wav", *(f"{s}.wav" for s in STEMS))
+        view = {"film.mp4": self.view("film.mp4"), "film.json": self.view("film.json"),
+                "master.wav": self.view("stems/master.wav"),
+                **{f"{s}.wav": self.view(f"stems/{s}.wav") for s in STEMS}}
+        return self.add(Action(
+            id=f"{self.pre}film", kind="film", backend="embedded",
+            params={"fps": self.fps, "width": self.width, "height": self.height,
+                    "sample_rate": self.sample_rate, "loudness": project.loudness,
+                    "title": project.title, "scenes": scene_params},
+            inputs=tuple(inputs), outputs=outputs, view=view, loc=project.loc,
+            origins={"loudness": "project.loudness", "title": "project.title", "scenes": "scenes",
+                     "fps": "project.fps", "width": "project.resolution", "height": "project.resolution"},
+        ))
+
+    def export_actions(self, film: str, shot_actions: dict[str, str]) -> None:
+        for export in self.m.exports:
+            outputs = [f"{export.id}.mp4"]
+            outputs += [f"{export.id}.{fmt}" for fmt in export.subtitles]
+            outputs += [f"{export.id}.{_TIMELINE_EXT[fmt]}" for fmt in export.timeline]
+            if export.poster:
+                outputs.append("poster.png")
+            if export.contact_sheet:
+                outputs.append("contact_sheet.png")
+            inputs = [Input("film", ActionInput(film, "film.mp4")), Input("cut", ActionInput(film, "film.json"))]
+            inputs += [Input(f"thumb:{shot}", ActionInput(action, "thumb.png")) for shot, action in shot_actions.items()]
+            if export.stems:
+                inputs += [Input(f"stems:{stem}", ActionInput(film, f"{stem}.wav")) for stem in (*STEMS, "master")]
+                outputs += [f"stems/{stem}.wav" for stem in (*STEMS, "master")]
+            path = next((f"exports[{i}]" for i, e in enumerate(self.m.exports) if e.id == export.id), "exports")
+            self.add(Action(
+                id=f"{self.pre}export/{export.id}", kind="export", backend="embedded",
+                params={"id": export.id, "preset": export.preset, "reframe": export.reframe.value,
+                        "subtitles": list(export.subtitles), "burn_captions": export.burn_captions,
+                        "stems": export.stems, "timeline": list(export.timeline), "poster": export.poster,
+                        "contact_sheet": export.contact_sheet, "title": self.m.project.title,
+                        "fps": self.fps, "shots_dir": self.view("shots")},
+                inputs=tuple(inputs), outputs=tuple(outputs),
+                view={name: self.view(f"exports/{export.id}/{name}") for name in outputs},
+                loc=export.loc, origins={key: path for key in ("preset", "reframe", "subtitles", "burn_captions",
+                                                                "stems", "timeline", "poster", "contact_sheet")},
+            ))
+
+    def expand(self) -> list[Action]:
+        if not self.m.scenes:
+            return []
+        scenes = []
+        shot_actions: dict[str, str] = {}
+        for index, scene in enumerate(self.m.scenes):
+            ids = [self.shot_actions(scene, shot) for shot in scene.shots]
+            shot_actions.update({shot.id: action for shot, action in zip(scene.shots, ids)})
+            mix, scene_action = self.scene_actions(index, scene, ids)
+            scenes.append((scene, mix, scene_action, ids))
+        film = self.film_action(scenes)
+        self.export_actions(film, shot_actions)
+        if any(d.severity.value == "error" for d in self.problems):
+            raise ManifestError(self.problems)
+        return self.actions
+
+
+_TIMELINE_EXT = {"otio": "otio", "fcpxml": "fcpxml", "fcp7xml": "xml", "edl": "edl"}
+
+
+def _ken_burns(picture: Picture) -> dict | None:
+    kb = picture.ken_burns
+    if kb is None:
+        return None
+    return {"zoom_from": kb.zoom_from, "zoom_to": kb.zoom_to,
+            "center_from": list(kb.center_from), "center_to": list(kb.center_to)}
+
+
+def film_actions(manifest: Manifest, quality: Quality = Quality.FULL) -> list[Action]:
+    """Every action that makes the film, its scenes, shots, lines and exports."""
+    return _Expander(manifest, quality).expand()
