@@ -92,7 +92,9 @@ class MediaInfo:
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+)[^\n]*?, (\d{2,5})x(\d{2,5})[^\n]*?(?:, ([\d.]+) fps)?")
+# The fps group ends in "|$" (multiline): a bare optional group after a lazy run never matched.
+_VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+)[^\n]*?, (\d{2,5})x(\d{2,5})[^\n]*?(?:, ([\d.]+) fps|$)",
+                    re.MULTILINE)
 _AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)[^\n]*?, (\d+) Hz, ([\w.]+)")
 
 
