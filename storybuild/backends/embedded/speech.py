@@ -1,0 +1,218 @@
+"""The espeak backend: one line of dialogue → line.wav and timings.json.
+
+    params {"text", "voice": {"name", "rate", "pitch", "volume"}, "sample_rate"}
+        │  espeak_worker.py, in a fresh process (espeak-ng is only repeatable per process)
+        ▼
+    samples at 22050 Hz + WORD/PHONEME events
+        │  speech_timing.py (events → words, phonemes)   speech_audio.py (trim, resample)
+        ▼
+    line.wav (mono PCM_16 at sample_rate), timings.json (sorted, deterministic)
+
+numpy and soundfile are imported only inside `run`, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import marshal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from storybuild.backends.base import ActionContext
+from storybuild.errors import BackendError, Cancelled
+
+WORKER = Path(__file__).with_name("espeak_worker.py")
+WORKER_TIMEOUT_S = 120.0  # espeak speaks ~50× faster than real time; this is a hang
+POLL_S = 0.02  # how often a running worker checks for cancellation
+RATE_RANGE = (80, 450)  # words per minute that espeak-ng accepts (speak_lib.h)
+PITCH_RANGE = (0, 100)
+VOLUME_MAX = 2.0  # espeak volume 200: louder only distorts
+EXIT_USER_ERROR = 3  # espeak_worker's status for a request it cannot serve (unknown voice)
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """One espeak-ng voice: select it by any of its language codes, its identifier or its name."""
+
+    identifier: str  # file under espeak-ng-data/voices, e.g. "gmw/en-US"
+    name: str  # e.g. "English (America)"
+    languages: tuple[str, ...]  # e.g. ("en-us", "en")
+    gender: str = ""
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """The voice params of a speech action, checked and put in espeak's units."""
+
+    name: str
+    rate: int  # words per minute, 80..450
+    pitch: int  # 0..100, 50 normal
+    volume: int  # espeak's 0..200, 100 normal (params give a multiplier, 1.0 normal)
+
+
+class EspeakBackend:
+    """Speech from text with espeak-ng (the espeakng-loader wheel), with word and phoneme timings."""
+
+    name = "espeak"
+    version = "1"
+    capabilities = frozenset({"tts"})
+
+    def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
+        return None
+
+    def run(self, ctx: ActionContext) -> Mapping[str, Path]:
+        if ctx.kind != "speech":
+            raise BackendError(f"the espeak backend cannot run actions of kind {ctx.kind!r}")
+        return run_speech(ctx)
+
+
+def _number(voice: Mapping[str, Any], key: str, default: float) -> float:
+    value = voice.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise BackendError(f"voice {key} must be a number, got {value!r}")
+    return float(value)
+
+
+def voice_settings(params: Mapping[str, Any]) -> VoiceSettings:
+    """The voice of a speech action's params; out-of-range values are clamped as espeak would."""
+    voice = params.get("voice") or {}
+    if not isinstance(voice, Mapping):
+        raise BackendError(f"speech params 'voice' must be a mapping, got {type(voice).__name__}")
+    name = voice.get("name", "en-us")
+    if not isinstance(name, str) or not name.strip():
+        raise BackendError(f"voice name must be a non-empty string, got {name!r}",
+                           hint="see the voices with `python -m storybuild.backends.embedded.espeak_worker --list-voices`")
+    rate = round(_number(voice, "rate", 175))
+    pitch = round(_number(voice, "pitch", 50))
+    volume = _number(voice, "volume", 1.0)
+    return VoiceSettings(
+        name=name.strip(),
+        rate=min(max(rate, RATE_RANGE[0]), RATE_RANGE[1]),
+        pitch=min(max(pitch, PITCH_RANGE[0]), PITCH_RANGE[1]),
+        volume=round(min(max(volume, 0.0), VOLUME_MAX) * 100),
+    )
+
+
+def _library_paths() -> tuple[str, str]:
+    import espeakng_loader
+
+    try:
+        return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+    except RuntimeError as exc:  # the wheel lacks its data directory
+        raise BackendError(f"espeak-ng is not installed correctly: {exc}", hint="pip install --force-reinstall espeakng-loader")
+
+
+def call_worker(request: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Run one espeak_worker process on `request` and return its reply.
+
+    The worker runs with `-I -S` (no site-packages: it imports nothing but ctypes), is
+    killed when `cancel` is set (→ Cancelled) or when it hangs (→ BackendError).
+    """
+    library, data = _library_paths()
+    payload = marshal.dumps({**request, "library": library, "data": data})
+    if not sys.executable:
+        raise BackendError("cannot start the espeak worker: the Python interpreter's path is unknown")
+    try:
+        proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise BackendError(f"cannot start the espeak worker: {exc}")
+    deadline = time.monotonic() + WORKER_TIMEOUT_S
+    pending: bytes | None = payload
+    while True:
+        try:
+            out, err = proc.communicate(pending, timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pending = None  # the input went with the first call; later calls only collect
+            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                proc.kill()
+                proc.communicate()
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("speech synthesis cancelled")
+                raise BackendError(f"espeak-ng did not finish within {WORKER_TIMEOUT_S:.0f} s")
+    try:
+        reply = marshal.loads(out) if out else {}
+    except (EOFError, ValueError, TypeError):
+        reply = {}
+    if proc.returncode == EXIT_USER_ERROR and reply.get("error"):
+        return reply
+    if proc.returncode != 0 or not isinstance(reply, dict):
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise BackendError(f"espeak-ng failed (exit status {proc.returncode})" + (": " + " | ".join(tail) if tail else ""))
+    return reply
+
+
+@lru_cache(maxsize=1)
+def list_voices() -> tuple[VoiceInfo, ...]:
+    """Every voice the installed espeak-ng offers, sorted by identifier."""
+    reply = call_worker({"op": "voices"})
+    return tuple(VoiceInfo(v["identifier"], v["name"], tuple(v["languages"]), v["gender"]) for v in reply["voices"])
+
+
+def unknown_voice_error(name: str) -> BackendError:
+    """A BackendError for a voice espeak does not know, suggesting near names."""
+    voices = list_voices()
+    names = {v.identifier for v in voices} | {v.name for v in voices} | {lang for v in voices for lang in v.languages}
+    by_lower = {n.lower(): n for n in sorted(names)}  # espeak matches names case-insensitively
+    base = name.split("+", 1)[0].lower()  # "en-uss+f3": the voice is what precedes the variant
+    near = [by_lower[n] for n in difflib.get_close_matches(base, sorted(by_lower), n=4, cutoff=0.6)]
+    hint = (f"did you mean {', '.join(repr(n) for n in near)}? " if near else "") + (
+        "A voice is a language code (en-us, fr), an identifier (gmw/en-US) or a name (English (America)), "
+        "optionally with a variant (en-us+f3); "
+        f"`python -m storybuild.backends.embedded.espeak_worker --list-voices` lists all {len(voices)}")
+    return BackendError(f"unknown espeak voice {name!r}", hint=hint)
+
+
+def run_speech(ctx: ActionContext) -> dict[str, Path]:
+    """Perform a `speech` action: write line.wav and timings.json under ctx.out_dir."""
+    import numpy as np
+    import soundfile
+
+    from storybuild.backends.embedded import speech_audio, speech_timing
+
+    params = ctx.params
+    text = params.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BackendError(f"{ctx.action_id}: a line of dialogue needs some text, got {text!r}")
+    text = speech_timing.clean_text(text)
+    voice = voice_settings(params)
+    rate_out = params.get("sample_rate", 48000)
+    if isinstance(rate_out, bool) or not isinstance(rate_out, int) or not 8000 <= rate_out <= 384000:
+        raise BackendError(f"sample_rate must be an integer from 8000 to 384000, got {rate_out!r}")
+
+    ctx.check_cancelled()
+    ctx.progress(0.0, f"speaking as {voice.name}")
+    try:
+        reply = call_worker({"op": "synth", "text": text, "voice": voice.name, "rate": voice.rate,
+                             "pitch": voice.pitch, "volume": voice.volume}, ctx.cancel_event)
+    except Cancelled:
+        raise Cancelled(f"{ctx.action_id}: cancelled")
+    if reply.get("error") == "unknown_voice":
+        raise unknown_voice_error(voice.name)
+    if reply.get("error"):
+        raise BackendError(f"{ctx.action_id}: {reply.get('message', reply['error'])}")
+    ctx.progress(0.6, "resampling")
+
+    rate_in = int(reply["sample_rate"])
+    raw = np.frombuffer(reply["audio"], dtype="<i2").astype(np.float64) / 32768.0
+    keep = speech_audio.audible_end(raw, rate_in)
+    audio = speech_audio.resample(raw[:keep], rate_in, rate_out)
+    audio = speech_audio.fade_out(audio, rate_out)
+    duration = audio.shape[0] / rate_out
+
+    words, phonemes = speech_timing.build_timings(text, reply["events"], rate_in, keep)
+    timings = speech_timing.Timings(duration, rate_out, speech_timing.clip(words, duration),
+                                    speech_timing.clip(phonemes, duration))
+
+    wav, js = ctx.output("line.wav"), ctx.output("timings.json")
+    soundfile.write(str(wav), speech_audio.to_pcm16(audio), rate_out, subtype="PCM_16", format="WAV")
+    js.write_text(speech_timing.to_json(timings), encoding="utf-8")
+    ctx.progress(1.0, f"{duration:.2f} s, {len(timings.words)} words")
+    return {"line.wav": wav, "timings.json": js}
