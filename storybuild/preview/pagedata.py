@@ -1,0 +1,183 @@
+"""The page's data: the manifest's structure joined with build/ outputs and live statuses.
+
+One JSON document drives both the live page and the static report, so they can never
+disagree. Media are referred to through `urls` (the server adds a version tag so a rebuilt
+film reloads; the report copies files and links them relatively).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from storybuild.model import Manifest
+from storybuild.preview import media
+from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, RUNNING, split_quality
+
+# Actions that make a shot's picture, and those that make a scene (docs/pipeline.md).
+_SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")
+_SCENE_ACTION = re.compile(r"^(mix|scene)/(?P<id>[^/]+)$")
+
+
+class Urls(Protocol):
+    """How the page refers to files: the live server and the static report differ."""
+
+    def media(self, rel: str) -> str | None:
+        """A URL for build/<rel>, or None when the file does not exist."""
+        ...
+
+    def subtitles(self, cut_rel: str, cut: dict, names: dict[str, str]) -> str | None:
+        """A URL for WebVTT subtitles of the cut at build/<cut_rel>."""
+        ...
+
+
+def describe_manifest(manifest: Manifest) -> dict:
+    """The parts of a manifest the page shows: scenes, shots, lines and where each is written."""
+    return {
+        "title": manifest.project.title,
+        "file": manifest.file,
+        "size": [manifest.project.width, manifest.project.height],
+        "fps": manifest.project.fps,
+        "characters": {cid: {"name": c.name, "color": c.color} for cid, c in manifest.characters.items()},
+        "scenes": [
+            {
+                "id": scene.id, "location": scene.location, "time": scene.time, "loc": str(scene.loc),
+                "shots": [
+                    {
+                        "id": shot.id, "loc": str(shot.loc), "source": shot.picture.source.value,
+                        "lines": [
+                            {"index": i, "character": line.character, "text": line.text,
+                             "emotion": line.emotion, "loc": str(line.loc)}
+                            for i, line in enumerate(shot.dialogue)
+                        ],
+                    }
+                    for shot in scene.shots
+                ],
+            }
+            for scene in manifest.scenes
+        ],
+    }
+
+
+def _owners(actions: dict[str, dict]) -> tuple[dict, dict]:
+    """Group action entries by (quality, shot id) and (quality, scene id)."""
+    shots: dict[tuple[str, str], list[tuple[str, dict, int | None]]] = {}
+    scenes: dict[tuple[str, str], list[tuple[str, dict, int | None]]] = {}
+    for full_id, entry in actions.items():
+        quality, base = split_quality(full_id)
+        if m := _SHOT_ACTION.match(base):
+            shot = m.group("shot") or m.group("id")
+            line = int(m.group("line")) if m.group("line") is not None else None
+            shots.setdefault((quality, shot), []).append((base, entry, line))
+        elif m := _SCENE_ACTION.match(base):
+            scenes.setdefault((quality, m.group("id")), []).append((base, entry, None))
+    return shots, scenes
+
+
+def _aggregate(entries: list[tuple[str, dict, int | None]], main: str) -> dict:
+    """One status for a group of actions: failed > running > cancelled > built > cached."""
+    states = [e["state"] for _, e, _ in entries]
+    out: dict[str, Any] = {"state": CACHED}
+    for state in (FAILED, RUNNING, CANCELLED, BUILT):
+        if state in states:
+            out["state"] = state
+            break
+    if out["state"] == FAILED:
+        base, entry, line = next(x for x in entries if x[1]["state"] == FAILED)
+        out.update(action=base, error=entry.get("error"), loc=entry.get("loc"), line=line)
+    elif out["state"] == RUNNING:
+        running = [(b, e) for b, e, _ in entries if e["state"] == RUNNING]
+        base, entry = next(((b, e) for b, e in running if b == main), running[0])
+        out.update(action=base, progress=entry.get("progress", 0.0), message=entry.get("message", ""))
+    seconds = [e.get("seconds") for _, e, _ in entries if e["state"] == BUILT and e.get("seconds")]
+    if seconds:
+        out["seconds"] = round(sum(seconds), 3)
+    return out
+
+
+def _status(groups: dict, ident: str, main: str, prefer: str, exists: bool) -> dict:
+    """The status shown for a shot or scene: the quality being built now, else the other."""
+    for quality in (prefer, "full" if prefer == "preview" else "preview"):
+        entries = groups.get((quality, ident))
+        if entries:
+            return {**_aggregate(entries, main), "quality": quality}
+    return {"state": "done" if exists else "missing"}
+
+
+def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
+    """Everything the page draws, as JSON, from a LiveState snapshot and build/."""
+    described = snapshot.get("manifest") or {"title": "storybuild", "characters": {}, "scenes": []}
+    names = {cid: c["name"] for cid, c in described.get("characters", {}).items()}
+    rebuilds = snapshot.get("rebuilds") or []
+    prefer = rebuilds[-1]["quality"] if rebuilds else "full"
+    shot_groups, scene_groups = _owners(snapshot.get("actions") or {})
+
+    film_rel = media.current(build_dir, "film.mp4")
+    cut_rel = (film_rel[: -len("film.mp4")] + "film.json") if film_rel else None
+    cut = media.load_cut(build_dir / cut_rel) if cut_rel else None
+    cut = cut or {}
+    shot_times = {s.get("id"): s for s in cut.get("shots") or []}
+    scene_times = {s.get("id"): s for s in cut.get("scenes") or []}
+    cut_lines: dict[str, list[dict]] = {}
+    for line in cut.get("lines") or []:
+        cut_lines.setdefault(str(line.get("shot")), []).append(line)
+
+    scenes = []
+    for scene in described.get("scenes", []):
+        shots = []
+        for shot in scene["shots"]:
+            thumb = media.current(build_dir, f"shots/{shot['id']}.png")
+            status = _status(shot_groups, shot["id"], f"shot/{shot['id']}", prefer, thumb is not None)
+            if status.get("state") == FAILED and not status.get("loc"):
+                line = status.get("line")
+                lines = shot["lines"]
+                status["loc"] = lines[line]["loc"] if line is not None and line < len(lines) else shot["loc"]
+            timed = cut_lines.get(shot["id"], [])
+            lines = [{**line, "name": names.get(line["character"], line["character"]),
+                      "start": timed[i].get("start") if i < len(timed) else None,
+                      "end": timed[i].get("end") if i < len(timed) else None}
+                     for i, line in enumerate(shot["lines"])]
+            video = media.current(build_dir, f"shots/{shot['id']}.mp4")
+            times = shot_times.get(shot["id"], {})
+            shots.append({**shot, "lines": lines, "status": status,
+                          "thumb": urls.media(thumb) if thumb else None,
+                          "video": urls.media(video) if video else None,
+                          "start": times.get("start"), "end": times.get("end")})
+        wav = media.current(build_dir, f"scenes/{scene['id']}.wav")
+        times = scene_times.get(scene["id"], {})
+        scenes.append({**scene, "shots": shots,
+                       "status": _status(scene_groups, scene["id"], f"scene/{scene['id']}", prefer, wav is not None),
+                       "waveform": media.waveform(build_dir / wav) if wav else None,
+                       "audio": urls.media(wav) if wav else None,
+                       "start": times.get("start"), "end": times.get("end")})
+
+    film = None
+    if film_rel:
+        film = {"url": urls.media(film_rel), "quality": "preview" if film_rel.startswith("preview/") else "full",
+                "duration": cut.get("duration"),
+                "subtitles": urls.subtitles(cut_rel, cut, names) if cut.get("lines") else None}
+    running = sorted(
+        ({"action": aid, "progress": e.get("progress", 0.0), "message": e.get("message", "")}
+         for aid, e in (snapshot.get("actions") or {}).items() if e["state"] == RUNNING),
+        key=lambda r: r["action"])
+    return {
+        "version": snapshot.get("version", 0),
+        "phase": snapshot.get("phase", "idle"),
+        "title": described.get("title", "storybuild"),
+        "file": described.get("file"),
+        "size": described.get("size"),
+        "fps": described.get("fps"),
+        "characters": described.get("characters", {}),
+        "film": film,
+        "scenes": scenes,
+        "diagnostics": snapshot.get("diagnostics") or [],
+        "running": running,
+        "rebuilds": list(reversed(rebuilds)),
+    }
+
+
+def relative_media(rel: str, stamp: Callable[[str], str | None]) -> str | None:
+    """`media/<rel>?v=<stamp>`: a URL that changes whenever the file is rewritten."""
+    tag = stamp(rel)
+    return f"media/{rel}?v={tag}" if tag else None
