@@ -164,6 +164,17 @@ def test_voice_settings_clamp_to_espeak_ranges():
     assert (v.name, v.rate, v.pitch, v.volume) == ("en-us", 450, 0, 200)
 
 
+def test_event_samples_agree_with_their_milliseconds():
+    """Timings use the events' sample counts; espeak also gives milliseconds to check them by."""
+    reply = call_worker({"op": "synth", "text": "Hello, world! Don't stop.", "voice": "en-us",
+                         "rate": 175, "pitch": 50, "volume": 100})
+    rate = reply["sample_rate"]
+    assert rate == 22050
+    assert len(reply["events"]) > 20
+    for ev in reply["events"]:
+        assert abs(ev["sample"] * 1000 / rate - ev["ms"]) <= 1.0, ev
+
+
 def test_cancelling_kills_the_worker():
     cancel = threading.Event()
     cancel.set()

@@ -141,9 +141,11 @@ def call_worker(request: dict[str, Any], cancel: threading.Event | None = None) 
         reply = marshal.loads(out) if out else {}
     except (EOFError, ValueError, TypeError):
         reply = {}
+    if not isinstance(reply, dict):
+        reply = {}
     if proc.returncode == EXIT_USER_ERROR and reply.get("error"):
         return reply
-    if proc.returncode != 0 or not isinstance(reply, dict):
+    if proc.returncode != 0 or not reply:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
         raise BackendError(f"espeak-ng failed (exit status {proc.returncode})" + (": " + " | ".join(tail) if tail else ""))
     return reply

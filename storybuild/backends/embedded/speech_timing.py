@@ -48,14 +48,13 @@ def clean_text(text: str) -> str:
     return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
 
 
-def _tokens(text: str) -> tuple[list[int], list[int], list[str]]:
-    """Whitespace-separated tokens of `text`: their start and end indices and their words."""
-    starts, ends, words = [], [], []
+def _tokens(text: str) -> tuple[list[int], list[str]]:
+    """Whitespace-separated tokens of `text`: where each starts, and its word."""
+    starts, words = [], []
     for m in re.finditer(r"\S+", text):
         starts.append(m.start())
-        ends.append(m.end())
         words.append(_word_text(m.group()))
-    return starts, ends, words
+    return starts, words
 
 
 def _word_text(token: str) -> str:
@@ -97,11 +96,10 @@ def build_timings(text: str, events: Iterable[Mapping], sample_rate: int, sample
     word spans its phonemes, and several word events on one token ("42" → "forty two")
     make one word.
     """
-    starts, _, token_words = _tokens(text)
+    starts, token_words = _tokens(text)
     # (start sample, name, token index or -1 before any word) for every phoneme incl. pauses
     marks: list[tuple[int, str, int]] = []
     token = -1
-    end_of_speech = samples
     for ev in events:
         sample = min(max(int(ev["sample"]), 0), samples)
         if ev["type"] == EVENT_WORD and starts:
@@ -113,7 +111,7 @@ def build_timings(text: str, events: Iterable[Mapping], sample_rate: int, sample
     phonemes: list[Timed] = []
     spans: dict[int, list[float]] = {}  # token → [start, end]
     for i, (sample, name, tok) in enumerate(marks):
-        end_sample = marks[i + 1][0] if i + 1 < len(marks) else end_of_speech
+        end_sample = marks[i + 1][0] if i + 1 < len(marks) else samples
         if is_pause(name) or end_sample <= sample:
             continue
         start, end = sample / sample_rate, end_sample / sample_rate
