@@ -1,0 +1,115 @@
+"""Custom command steps: any program with declared inputs and outputs joins the graph.
+
+A step runs as an argv list (never through a shell) in the project root, like a make rule:
+it reads its inputs and writes its declared outputs at their project-relative paths. Stale
+outputs are deleted first, so an output that exists after exit status 0 was written by this
+run; one that is missing is an error. A non-zero exit is a permanent failure that quotes the
+end of the program's stderr. On cancellation the program is terminated (then killed) and
+its partial outputs are deleted.
+
+params: {"argv": [...], "env": {...}, "outputs": [project-relative paths]}
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from storybuild.backends.base import VERSIONS, ActionContext
+from storybuild.errors import BackendError, Cancelled
+
+# How much of a failed program's stderr the error quotes.
+STDERR_LINES = 20
+STDERR_CHARS = 4000
+# How long a cancelled program gets to exit after SIGTERM before SIGKILL.
+TERMINATE_GRACE = 2.0
+# How often a running program is checked for cancellation (it exits promptly regardless).
+_POLL = 0.05
+
+
+class CommandBackend:
+    """Runs custom command steps."""
+
+    name = "command"
+    version = VERSIONS["command"]
+    capabilities = frozenset({"command"})
+
+    def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
+        """Nothing outside the step's own params changes what a command makes."""
+        return None
+
+    def run(self, ctx: ActionContext) -> Mapping[str, Path]:
+        """Run the step's argv in the project root; return its declared outputs' paths."""
+        argv = [str(arg) for arg in ctx.params["argv"]]
+        if not argv:
+            raise BackendError(f"{ctx.action_id}: the step has an empty argv")
+        outputs = {name: _inside(ctx.project_root, name, ctx.action_id) for name in ctx.params.get("outputs", ())}
+        for path in outputs.values():
+            _remove(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in ctx.params.get("env", {}).items()})
+        ctx.check_cancelled()
+        with tempfile.TemporaryFile() as stderr:
+            try:
+                proc = subprocess.Popen(argv, cwd=ctx.project_root, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=stderr, close_fds=True)
+            except FileNotFoundError:
+                raise BackendError(f"{ctx.action_id}: command not found: {argv[0]}",
+                                   hint="steps run without a shell; give a program on PATH or a project path") from None
+            except PermissionError:
+                raise BackendError(f"{ctx.action_id}: cannot execute {argv[0]} (permission denied)") from None
+            status = self._wait(proc, ctx, outputs)
+            if status != 0:
+                for path in outputs.values():
+                    _remove(path)
+                how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+                raise BackendError(f"{ctx.action_id}: {argv[0]} {how}", hint=_tail(stderr) or None)
+        missing = [name for name, path in outputs.items() if not path.is_file()]
+        if missing:
+            raise BackendError(f"{ctx.action_id}: {argv[0]} exited with status 0 but did not write "
+                               f"{', '.join(missing)}", hint="a step must write every output it declares")
+        return outputs
+
+    def _wait(self, proc: subprocess.Popen, ctx: ActionContext, outputs: Mapping[str, Path]) -> int:
+        while True:
+            try:
+                return proc.wait(timeout=_POLL)
+            except subprocess.TimeoutExpired:
+                if not ctx.cancelled:
+                    continue
+            proc.terminate()
+            try:
+                proc.wait(timeout=TERMINATE_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for path in outputs.values():
+                _remove(path)
+            raise Cancelled(f"{ctx.action_id}: cancelled")
+
+
+def _inside(root: Path, rel: str, action_id: str) -> Path:
+    norm = posixpath.normpath(rel)
+    if posixpath.isabs(rel) or norm == ".." or norm.startswith("../"):
+        raise BackendError(f"{action_id}: output {rel!r} is outside the project")
+    return Path(root) / norm
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _tail(stream) -> str:
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(0, size - STDERR_CHARS))
+    text = stream.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-STDERR_LINES:])

@@ -1,0 +1,196 @@
+"""The programmatic build API: what the CLI and watch mode call.
+
+    session = Session("path/to/project")
+    result = session.build(["shot/harbour-01"], jobs=4, on_event=print)
+
+A Session is reusable in-process and holds no open resources between calls. Each build
+takes the project lock, then tries the fast path (the up-to-date stamp: stat a few
+thousand files, import nothing heavy); when something changed it plans (from the plan
+cache, or from the manifest when that changed), runs the steps and records the results.
+Cancel a running build from another thread with `cancel_event.set()`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from storybuild.events import Event, OnEvent, ignore
+from storybuild.store import stamp
+from storybuild.store.lock import ProjectLock
+
+STORE_DIR = ".storybuild"
+
+
+@dataclass
+class BuildResult:
+    """How a build (or a dry run) ended."""
+
+    ran: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    up_to_date: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+    dry_run: bool = False
+    steps: list = field(default_factory=list)  # plan.Step, with reasons (dry runs and --explain)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled
+
+    @property
+    def status(self) -> str:
+        return "cancelled" if self.cancelled else "failed" if self.failed else "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """The counts reported at the end of a build."""
+        return {"ran": len(self.ran), "cached": len(self.cached), "failed": len(self.failed),
+                "skipped": len(self.skipped), "up_to_date": self.up_to_date,
+                "seconds": round(self.seconds, 3), "status": self.status}
+
+
+def default_loader(path: str):
+    """Load a manifest with storybuild.manifest (imported only when a manifest must be read)."""
+    from storybuild.manifest import load_manifest
+
+    return load_manifest(path)
+
+
+class Session:
+    """Builds one project. `loader(path) -> Manifest` is a seam for tests."""
+
+    def __init__(self, root: str | os.PathLike = ".", manifest: str = "storybuild.yaml", *,
+                 loader: Callable[[str], Any] | None = None):
+        self.root = os.path.abspath(root)
+        self.manifest = manifest
+        self.store_dir = os.path.join(self.root, STORE_DIR)
+        self._loader = loader or default_loader
+
+    # ------------------------------------------------------------------ building
+
+    def build(self, targets: Sequence[str] = (), *, jobs: int | None = None, keep_going: bool = False,
+              force: bool = False, dry_run: bool = False, quality: str = "full",
+              on_event: OnEvent | None = None, cancel_event: threading.Event | None = None,
+              wait: bool = True, explain: bool = False) -> BuildResult:
+        """Bring `targets` (patterns; all actions when empty) up to date."""
+        on_event = on_event or ignore
+        began = time.monotonic()
+        quality = getattr(quality, "value", quality)
+        request = self._request(quality, targets)
+        if dry_run:
+            return self._slow(targets, request, jobs, keep_going, force, True, quality, on_event,
+                              cancel_event, explain, began)
+        lock = ProjectLock(self.store_dir, wait=wait, what="build",
+                           on_wait=lambda holder: on_event(Event("wait", data={"holder": holder})))
+        with lock:
+            if not force and not explain:
+                fresh = stamp.check(self.root, self.store_dir, request)
+                if fresh is not None:
+                    result = BuildResult(up_to_date=fresh, seconds=time.monotonic() - began)
+                    on_event(Event("summary", data=result.summary()))
+                    return result
+            return self._slow(targets, request, jobs, keep_going, force, False, quality, on_event,
+                              cancel_event, explain, began)
+
+    def plan(self, targets: Sequence[str] = (), *, quality: str = "full", force: bool = False) -> BuildResult:
+        """What a build would run and why (a dry run)."""
+        return self.build(targets, quality=quality, force=force, dry_run=True)
+
+    def retry(self, targets: Sequence[str] = (), **options) -> BuildResult:
+        """Re-run only the actions that failed (those matching `targets`, if given)."""
+        from storybuild.targets import resolve
+
+        failed = [f.action for f in self.failures()]
+        chosen = resolve(targets, failed) if targets and failed else failed
+        if not chosen:
+            return BuildResult()
+        return self.build(chosen, **options)
+
+    def _request(self, quality: str, targets: Iterable[str]) -> tuple:
+        from storybuild import __version__
+
+        return (__version__, quality, self.manifest, tuple(sorted(set(targets))))
+
+    def _slow(self, targets, request, jobs, keep_going, force, dry_run, quality, on_event, cancel_event,
+              explain, began) -> BuildResult:
+        from storybuild.engine import Engine
+
+        if not dry_run:
+            stamp.remove(self.store_dir)  # before anything changes: a stamp must never lie
+        engine = Engine(self, quality)
+        try:
+            result = engine.run(targets, jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
+                                force=force, dry_run=dry_run, on_event=on_event,
+                                cancel_event=cancel_event or threading.Event(), explain=explain)
+            if not dry_run and result.ok and not result.skipped:
+                stamp.write(self.store_dir, request, len(engine.closure), engine.stamp_entries())
+        finally:
+            engine.close()
+        result.seconds = time.monotonic() - began
+        if not dry_run:
+            on_event(Event("summary", data=result.summary()))
+        return result
+
+    # ------------------------------------------------------------------ inspecting
+
+    def load_plan(self, quality: str = "full"):
+        """The planned actions of the manifest (from the plan cache when it is current)."""
+        from storybuild.engine import load_plan
+
+        return load_plan(self, quality)
+
+    def graph(self, targets: Sequence[str] = (), *, quality: str = "full"):
+        """The networkx graph (producer → consumer) of the targets and what they need."""
+        from storybuild.planner import build_graph, closure
+        from storybuild.targets import resolve
+
+        order = self.load_plan(quality).order
+        by_id = {a.id: a for a in order}
+        keep = closure(resolve(targets, [a.id for a in order]), by_id)
+        return build_graph([a for a in order if a.id in keep])
+
+    def failures(self) -> list:
+        """The retry queue: store.state.Failure records, oldest first."""
+        if not os.path.exists(os.path.join(self.store_dir, "state.sqlite")):
+            return []
+        from storybuild.store.state import StateDB
+
+        db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
+        try:
+            return db.failures()
+        finally:
+            db.close()
+
+    def status(self, targets: Sequence[str] = (), *, quality: str = "full") -> tuple[list, list]:
+        """(failed actions, out-of-date steps with reasons)."""
+        return self.failures(), self.plan(targets, quality=quality).steps
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def gc(self, keep: int = 0, *, wait: bool = True) -> tuple[int, int]:
+        """Delete CAS objects unreachable from the lock (and the last `keep` builds).
+
+        Returns (objects removed, bytes freed)."""
+        from storybuild.store.gc import collect
+
+        with ProjectLock(self.store_dir, wait=wait, what="gc"):
+            stamp.remove(self.store_dir)
+            return collect(self.root, self.store_dir, keep)
+
+    def clean(self, *, wait: bool = True) -> bool:
+        """Remove build/ (the CAS keeps every object). True if there was one."""
+        from storybuild.store.view import BUILD_DIR
+
+        with ProjectLock(self.store_dir, wait=wait, what="clean"):
+            stamp.remove(self.store_dir)
+            path = os.path.join(self.root, BUILD_DIR)
+            if not os.path.isdir(path):
+                return False
+            shutil.rmtree(path)
+            return True

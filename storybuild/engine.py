@@ -1,0 +1,244 @@
+"""The full build path: plan (from cache or manifest), decide, execute, record.
+
+Session.build comes here when the up-to-date stamp could not prove there is nothing to
+do. The steps, in order:
+
+  load_plan   the plan cache, or manifest → planner → statics (and save the cache)
+  decide      stat-cached source digests + stored results → plan.plan → Steps + fresh
+  execute     place fresh outputs, run the Steps (Executor + ActionRunner + BuildRecorder)
+  finish      write storybuild.lock, drop placements of vanished actions, close the DB
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+from storybuild.build import BuildResult, Session
+from storybuild.errors import DiagnosticList, SourceLoc
+from storybuild.events import Event, OnEvent
+from storybuild.hashing import FileHasher, digest_file, stat_of
+from storybuild.model import FileInput, Manifest, Quality
+from storybuild.plan import Plan, Previous, input_digests, plan
+from storybuild.planner import closure, statics as compute_statics
+from storybuild.store import lockfile, plancache, state
+from storybuild.store.actions import ActionCache
+from storybuild.store.cas import CAS
+from storybuild.store.lockfile import LockEntry
+from storybuild.store.plancache import CachedPlan
+from storybuild.store.state import StateDB, StateWriter
+from storybuild.store.view import View, placements
+
+_NEVER = (-1, -1, -1)
+
+
+def _header(session: Session, quality: str) -> tuple:
+    from storybuild import __version__
+    from storybuild.backends.base import VERSIONS
+
+    return (plancache.CACHE_FORMAT, __version__, tuple(sorted(VERSIONS.items())), quality, session.manifest)
+
+
+def load_plan(session: Session, quality: str) -> CachedPlan:
+    """The current plan: cached while the manifest files are unchanged, else planned anew."""
+    from storybuild import planner
+
+    header = _header(session, quality)
+    cached = plancache.load(session.root, session.store_dir, quality, header)
+    if cached is not None:
+        return cached
+    manifest: Manifest = session._loader(os.path.join(session.root, session.manifest))
+    order = planner.topological(planner.plan_actions(manifest, Quality(quality)))
+    backends = sorted({a.backend for a in order})
+    # Files planning read: the manifest and its includes, and workflow files (config keys).
+    read = list(manifest.files) + [w.file for w in manifest.workflows.values() if not w.file.startswith("builtin:")]
+    hasher = FileHasher(session.root)
+    hasher.digests(read)
+    result = CachedPlan(
+        order=order, statics=compute_statics(manifest, order),
+        configs={b: dict(planner.backend_config(manifest, b)) for b in backends},
+        limits=dict(manifest.backends.limits), retry=manifest.backends.retry,
+        files=dict(hasher.fresh), locs=dict(manifest.locs))
+    os.makedirs(session.store_dir, exist_ok=True)
+    plancache.save(session.store_dir, quality, header, result)
+    return result
+
+
+class Engine:
+    """One build through the full path."""
+
+    def __init__(self, session: Session, quality: str):
+        self.session = session
+        self.root = session.root
+        self.store_dir = session.store_dir
+        self.quality = quality
+        self.cas = CAS(os.path.join(self.store_dir, "cas"))
+        self.view = View(self.root, self.cas)
+        self.db: StateDB | None = None
+        self.closure: set[str] = set()
+        self._entries: list[tuple] = []
+        self._limits: dict[str, int | None] = {}
+
+    def close(self) -> None:
+        """Close the state DB."""
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def run(self, targets: Sequence[str], *, jobs: int, keep_going: bool, force: bool, dry_run: bool,
+            on_event: OnEvent, cancel_event, explain: bool) -> BuildResult:
+        """Plan and (unless dry_run) execute the build of `targets`."""
+        from storybuild.targets import resolve
+
+        cplan = load_plan(self.session, self.quality)
+        self.plan_files = cplan.files
+        by_id = {a.id: a for a in cplan.order}
+        selected = resolve(targets, list(by_id))
+        self.closure = closure(selected, by_id)
+        order = [a for a in cplan.order if a.id in self.closure]
+        forced = frozenset(selected if force else ())
+        os.makedirs(self.store_dir, exist_ok=True)
+        self.db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
+        hasher = FileHasher(self.root, self.db.files())
+        sources = self._sources(order, hasher)
+        lock = lockfile.read(self.root)
+        runs = self.db.runs()
+        cache = ActionCache(self.cas, lock, runs, self.db.cached)
+        failures = {f.action: f.error for f in self.db.failures()}
+        previous = {i: Previous(r.key, r.detail) for i, r in runs.items()}
+        decided = plan(order, cplan.statics, sources, cache.get, previous, force=forced, failed=failures,
+                       loc_of=self._loc_of(cplan))
+        result = BuildResult(steps=decided.steps, up_to_date=len(decided.fresh), dry_run=dry_run)
+        if explain or dry_run:
+            for step in decided.steps:
+                on_event(Event("explain", step.action.id, step.action.kind,
+                               {"reasons": [str(r) for r in step.reasons]}))
+        if dry_run:
+            return result
+        self._execute(cplan, by_id, order, decided, sources, hasher, lock, runs, cache, forced, result,
+                      jobs=jobs, keep_going=keep_going, on_event=on_event, cancel_event=cancel_event,
+                      selected=selected)
+        return result
+
+    def _sources(self, order, hasher: FileHasher) -> dict[str, str | None]:
+        sources: dict[str, str | None] = {}
+        problems = DiagnosticList()
+        for action in order:
+            for inp in action.inputs:
+                src = inp.source
+                if isinstance(src, FileInput) and src.path not in sources:
+                    sources[src.path] = digest = hasher.digest(src.path)
+                    if digest is None:
+                        problems.error(f"{action.id}: input file {src.path!r} does not exist", action.loc,
+                                       hint="create it, or declare the step that makes it")
+        problems.raise_if_errors()
+        self._hasher = hasher
+        self._source_paths = list(sources)
+        return sources
+
+    def _loc_of(self, cplan: CachedPlan):
+        locs: dict[str, Any] = {}
+
+        def loc_of(path: str) -> SourceLoc | None:
+            if not locs:
+                locs.update(cplan.locs if cplan.locs is not None else
+                            plancache.load_locs(self.store_dir, self.quality))
+            return Manifest.loc_of(SimpleNamespace(locs=locs), path)
+
+        return loc_of
+
+    def _limit(self, configured: dict[str, int]):
+        from storybuild.backends.base import get_backend
+
+        def limit(backend: str) -> int | None:
+            if backend not in self._limits:
+                value = configured.get(backend) or getattr(get_backend(backend), "concurrency", None)
+                self._limits[backend] = max(1, int(value)) if value else None
+            return self._limits[backend]
+
+        return limit
+
+    def _execute(self, cplan, by_id, order, decided: Plan, sources, hasher, lock, runs, cache, forced,
+                 result: BuildResult, *, jobs, keep_going, on_event, cancel_event, selected) -> None:
+        from storybuild.executor import Executor
+        from storybuild.records import BuildRecorder
+        from storybuild.runner import ActionRunner
+
+        scratch = os.path.join(self.store_dir, "tmp")
+        shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a killed build; we hold the lock
+        os.makedirs(scratch)
+        writer = StateWriter(self.db.path, before_commit=self.cas.sync)
+        try:
+            build_id = self.db.start_build(selected, self.quality)
+            writer.put(state.put_file(p, h) for p, h in hasher.trusted().items())
+            views = self.db.views()
+            recorder = BuildRecorder(cache, writer, self.view, build_id, cplan.statics, views)
+            made = {i: f.outputs for i, f in decided.fresh.items()}
+            for action_id, fresh in decided.fresh.items():
+                action = by_id[action_id]
+                prev = runs.get(action_id)
+                if recorder.up_to_date(action, fresh.key, input_digests(action, sources, made), fresh.outputs,
+                                       prev.key if prev else None):
+                    result.cached.append(action_id)
+                    on_event(Event("cached", action_id, action.kind, {"cutoff": False}))
+            result.up_to_date -= len(result.cached)
+            runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views, recorder.placed)
+            executor = Executor(runner, recorder, jobs=jobs, limits=self._limit(dict(cplan.limits)),
+                                retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
+                                on_event=on_event)
+            done = executor.run(decided, cplan.statics, sources, forced)
+            result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
+            result.cached += done.cached
+            result.cancelled = done.cancelled
+            self._finish(by_id, lock, recorder, writer, build_id, result)
+        finally:
+            writer.close()
+        self._entries = self._stamp_entries(cplan, by_id, recorder)
+
+    def _finish(self, by_id, lock, recorder, writer: StateWriter, build_id: int, result: BuildResult) -> None:
+        entries = {i: e for i, e in lock.items() if i in by_id}
+        for action_id, (key, outputs) in recorder.results.items():
+            entries[action_id] = LockEntry(key, dict(outputs))
+        lockfile.write(self.root, entries)
+        live = {rel for a in by_id.values() for _, rel in placements(a.backend, a.outputs, a.view)}
+        dropped = self.view.prune(dict(recorder.views), live)
+        for rel in dropped:
+            recorder.views.pop(rel, None)
+        writer.put(state.del_view(rel) for rel in dropped)
+        writer.put([state.finish_build(build_id, result.status, len(result.ran), len(result.cached),
+                                       len(result.failed))])
+        if build_id > HISTORY_KEEP:
+            writer.put(state.forget_builds_before(build_id - HISTORY_KEEP + 1))
+
+    def _stamp_entries(self, cplan: CachedPlan, by_id, recorder) -> list[tuple]:
+        entries = [_entry(rel, h) for rel, h in cplan.files.items()]
+        lock_path = os.path.join(self.root, lockfile.LOCK_NAME)
+        st = stat_of(lock_path)
+        if st is not None:
+            entries.append((lockfile.LOCK_NAME, *st, digest_file(lock_path)))
+        known, fresh = self._hasher.known, self._hasher.fresh
+        for rel in self._source_paths:
+            h = fresh.get(rel) or known.get(rel)
+            if h is not None:
+                entries.append(_entry(rel, h))
+        for action_id in sorted(self.closure):
+            action = by_id[action_id]
+            for _, rel in placements(action.backend, action.outputs, action.view):
+                record = recorder.views.get(rel)
+                if record is not None:
+                    entries.append((rel, *record.stat, ""))
+        return entries
+
+    def stamp_entries(self) -> list[tuple]:
+        """What the up-to-date stamp checks after this build (valid once `run` returned)."""
+        return self._entries
+
+
+HISTORY_KEEP = 50
+
+
+def _entry(rel: str, h) -> tuple:
+    stat = _NEVER if h.racy else tuple(h.stat)
+    return (rel, *stat, h.digest)

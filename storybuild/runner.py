@@ -1,0 +1,125 @@
+"""Run one action through its backend and put what it made into the store.
+
+The runner gives the backend a fresh scratch directory and read-only inputs, checks that
+every declared output was written, moves (or links) each one into the CAS and places it
+in the project (build/, or a step's declared path). A scratch directory is removed
+whatever happens, so a failed or cancelled action leaves no partial output behind: the
+only way into the store is a complete file renamed or linked into place (redo's rule).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from storybuild.backends.base import ActionContext, Backend, get_backend
+from storybuild.errors import BackendError
+from storybuild.executor import Job, Outcome
+from storybuild.hashing import digest_file
+from storybuild.model import Action, ActionInput, FileInput
+from storybuild.store.cas import CAS
+from storybuild.store.state import ViewRecord
+from storybuild.store.view import View, placements
+
+
+class LazyInputs(Mapping[str, Path]):
+    """ctx.inputs: project files as they are; upstream outputs linked in on first use.
+
+    An upstream output lives in the CAS under its digest; backends get a link to it that
+    keeps the output's own file name (extensions matter to media tools).
+    """
+
+    def __init__(self, action: Action, digests: Mapping[str, str], root: Path, scratch: Path, cas: CAS):
+        self._inputs = {i.name: i.source for i in action.inputs}
+        self._digests = digests
+        self._root = root
+        self._scratch = scratch
+        self._cas = cas
+        self._paths: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> Path:
+        source = self._inputs[name]
+        if isinstance(source, FileInput):
+            return self._root / source.path
+        with self._lock:
+            path = self._paths.get(name)
+            if path is None:
+                path = self._scratch / "in" / str(len(self._paths)) / os.path.basename(source.output)
+                self._cas.link_to(self._digests[name], path)
+                self._paths[name] = path
+            return path
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._inputs)
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+
+class ActionRunner:
+    """The real Runner: backend + scratch + CAS + placement (reported through `record`)."""
+
+    def __init__(self, root: str | os.PathLike, scratch_root: str | os.PathLike, cas: CAS, view: View,
+                 configs: Mapping[str, Mapping[str, Any]], views: Mapping[str, ViewRecord],
+                 record: Callable[[dict[str, ViewRecord]], None], log: Callable[[str, str], None] = lambda a, line: None,
+                 backend: Callable[[str], Backend] = get_backend):
+        self.root = Path(root)
+        self.scratch_root = Path(scratch_root)
+        self.cas = cas
+        self.view = view
+        self.configs = configs
+        self.views = views
+        self.record = record
+        self.log = log
+        self.backend = backend
+        self._seq = itertools.count()
+
+    def run(self, job: Job) -> Outcome:
+        """Run `job.action`; return its output digests (placed and recorded)."""
+        action = job.action
+        backend = self.backend(action.backend)
+        scratch = self.scratch_root / f"{os.getpid()}-{next(self._seq)}"
+        out_dir = scratch / "out"
+        os.makedirs(out_dir)
+        try:
+            ctx = ActionContext(
+                action_id=action.id, kind=action.kind, params=action.params,
+                inputs=LazyInputs(action, job.inputs, self.root, scratch, self.cas),
+                out_dir=out_dir, project_root=self.root, config=self.configs.get(action.backend, {}),
+                progress=job.progress, cancel_event=job.cancel_event, jobs=job.jobs, attempt=job.attempt,
+                log=lambda line: self.log(action.id, line),
+            )
+            written = backend.run(ctx) or {}
+            ctx.check_cancelled()  # a backend that returned early on cancel made nothing whole
+            outputs = self._ingest(action, written, out_dir)
+            placed = self.view.place(action.id, placements(action.backend, action.outputs, action.view),
+                                     outputs, self.views)
+            if placed:
+                self.record(placed)
+            return Outcome(outputs, dict(ctx.extra))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _ingest(self, action: Action, written: Mapping[str, os.PathLike | str], out_dir: Path) -> dict[str, str]:
+        outputs: dict[str, str] = {}
+        for name in action.outputs:
+            path = Path(written[name]) if name in written else out_dir / name
+            if not path.is_file():
+                raise BackendError(f"{action.id}: declared output {name!r} was not written",
+                                   action.loc, hint=f"the {action.backend} backend finished without making it")
+            inside = _is_inside(path, out_dir)
+            digest = digest_file(path)
+            # Scratch files move into the CAS; files written elsewhere (a step's declared
+            # path) are linked, so the project keeps them and the CAS shares their inode.
+            self.cas.put_file(path, move=inside, digest=digest)
+            outputs[name] = digest
+        return outputs
+
+
+def _is_inside(path: Path, directory: Path) -> bool:
+    return os.path.abspath(path).startswith(os.path.abspath(directory) + os.sep)

@@ -1,0 +1,183 @@
+"""The content-addressed store: .storybuild/cas/ab/cdef… holds every output ever built.
+
+Objects are named by their blake3 digest, made read-only, and enter the store only by an
+atomic link or rename of a complete file, so a reader never sees a partial object. An
+object is not fsynced when it enters: `sync()` fsyncs the objects added since the last
+call, and the state DB calls it just before committing the rows that refer to them (one
+batch of fsyncs per commit instead of one per tiny file, with the same guarantee).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from storybuild.hashing import digest_file
+
+_READ_ONLY = 0o444
+
+
+class CAS:
+    """A directory of read-only objects named by digest."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._shards_ready = False
+
+    def path(self, digest: str) -> Path:
+        """Where the object `digest` lives (whether or not it exists)."""
+        return self.root / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        """Whether the object exists."""
+        return os.path.exists(self.root / digest[:2] / digest[2:])
+
+    def size(self, digest: str) -> int | None:
+        """The object's size, or None when it is missing."""
+        try:
+            return os.stat(self.root / digest[:2] / digest[2:]).st_size
+        except FileNotFoundError:
+            return None
+
+    def _ensure_shards(self) -> None:
+        # Creating the 256 shard directories once beats an exists/mkdir pair per object.
+        if self._shards_ready:
+            return
+        for i in range(256):
+            os.makedirs(self.root / f"{i:02x}", exist_ok=True)
+        self._shards_ready = True
+
+    def put_file(self, src: str | os.PathLike, *, move: bool = False, digest: str | None = None) -> str:
+        """Add a complete file to the store and return its digest.
+
+        The object shares the file's inode when the filesystem allows it (`move` renames the
+        file in; otherwise it is hard-linked), and is copied when it does not. Either way
+        the object is read-only afterwards.
+        """
+        self._ensure_shards()
+        if digest is None:
+            digest = digest_file(src)
+        dest = self.path(digest)
+        if os.path.exists(dest):
+            if move:
+                os.unlink(src)
+            return digest
+        try:
+            if move:
+                os.rename(src, dest)
+            else:
+                os.link(src, dest)
+        except FileExistsError:
+            return digest  # another thread stored the same bytes first
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            self._copy_in(src, dest)
+            if move:
+                os.unlink(src)
+        os.chmod(dest, _READ_ONLY)
+        with self._lock:
+            self._pending.append(digest)
+        return digest
+
+    def put_bytes(self, data: bytes, digest: str) -> str:
+        """Add bytes whose digest the caller computed."""
+        self._ensure_shards()
+        dest = self.path(digest)
+        if not os.path.exists(dest):
+            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+            self._finish_copy(tmp, dest)
+        return digest
+
+    def _copy_in(self, src: str | os.PathLike, dest: Path) -> None:
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+        shutil.copyfile(src, tmp)
+        self._finish_copy(tmp, dest)
+
+    def _finish_copy(self, tmp: Path, dest: Path) -> None:
+        os.chmod(tmp, _READ_ONLY)
+        os.replace(tmp, dest)
+        with self._lock:
+            self._pending.append(dest.parent.name + dest.name)
+
+    def sync(self) -> None:
+        """fsync every object added since the last call, then their shard directories."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        shards = set()
+        for digest in pending:
+            path = self.path(digest)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # collected by gc in between; nothing refers to it any more
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            shards.add(path.parent)
+        for shard in shards:
+            fd = os.open(shard, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def link_to(self, digest: str, dest: str | os.PathLike) -> None:
+        """Atomically make `dest` a hard link to (or, across filesystems, a copy of) an object."""
+        dest = os.fspath(dest)
+        src = self.path(digest)
+        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        tmp = f"{dest}.sb-{uuid.uuid4().hex[:12]}"
+        try:
+            os.link(src, tmp)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copyfile(src, tmp)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def digests(self) -> Iterator[str]:
+        """Every object digest in the store."""
+        if not self.root.is_dir():
+            return
+        for shard in sorted(os.listdir(self.root)):
+            if len(shard) != 2:
+                continue
+            for name in os.listdir(self.root / shard):
+                if not name.startswith("."):
+                    yield shard + name
+
+    def remove(self, digest: str) -> int:
+        """Delete an object; return the bytes freed (0 if it was not there)."""
+        path = self.path(digest)
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def remove_temporaries(self) -> None:
+        """Delete temp files left by a killed process (only while holding the project lock)."""
+        if not self.root.is_dir():
+            return
+        for shard in os.listdir(self.root):
+            shard_dir = self.root / shard
+            if len(shard) == 2 and shard_dir.is_dir():
+                for name in os.listdir(shard_dir):
+                    if name.startswith("."):
+                        os.unlink(shard_dir / name)

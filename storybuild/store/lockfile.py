@@ -1,0 +1,158 @@
+"""storybuild.lock: target → action key + output digests, committed to Git.
+
+The format is a small, strict subset of YAML written by hand: a comment header, a format
+version, then targets sorted by id, each with its key and its outputs sorted by name.
+No timestamps, no empty fields, one fact per line, so Git diffs read well and two clean
+builds write byte-identical files (dvc's lesson). Strings that could be misread are
+JSON-quoted, which YAML reads as double-quoted strings.
+
+A lock of an unknown version is ignored (and rewritten by the next build), as ninja does
+with its build log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from typing import Mapping, NamedTuple
+
+LOCK_NAME = "storybuild.lock"
+LOCK_VERSION = 1
+
+_HEADER = (
+    "# storybuild.lock: what each target was built from (its action key) and what it made\n"
+    "# (output digests). Written by storybuild; commit it to Git, do not edit it by hand.\n"
+)
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
+
+
+class LockEntry(NamedTuple):
+    """One locked target."""
+
+    key: str
+    outputs: Mapping[str, str]
+
+
+class LockFormatError(ValueError):
+    """The lock file is not one storybuild wrote."""
+
+
+def _quote(text: str) -> str:
+    # Plain scalars only when YAML could not read them as anything but this string.
+    if _PLAIN.match(text) and text not in ("true", "false", "null", "yes", "no", "on", "off", "~") \
+            and not text.replace(".", "", 1).isdigit():
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _unquote(text: str) -> str:
+    if text.startswith('"'):
+        return json.loads(text)
+    return text
+
+
+def dumps(entries: Mapping[str, LockEntry]) -> str:
+    """The lock file text for `entries` (deterministic)."""
+    lines = [_HEADER, f"version: {LOCK_VERSION}\n"]
+    if not entries:
+        lines.append("targets: {}\n")
+        return "".join(lines)
+    lines.append("targets:\n")
+    for target in sorted(entries):
+        entry = entries[target]
+        lines.append(f"  {_quote(target)}:\n    key: {entry.key}\n")
+        if entry.outputs:
+            lines.append("    outputs:\n")
+            for name in sorted(entry.outputs):
+                lines.append(f"      {_quote(name)}: {entry.outputs[name]}\n")
+    return "".join(lines)
+
+
+def _split(line: str, number: int) -> tuple[str, str]:
+    # Keys may be JSON-quoted and contain ": ", so split after the closing quote.
+    if line.startswith('"'):
+        end = json.JSONDecoder().raw_decode(line)[1]
+        key, rest = line[:end], line[end:]
+    else:
+        key, sep, rest = line.partition(":")
+        rest = ":" + rest if sep else rest
+    if not rest.startswith(":"):
+        raise LockFormatError(f"{LOCK_NAME}:{number}: expected 'name: value'")
+    return _unquote(key), rest[1:].strip()
+
+
+def loads(text: str) -> dict[str, LockEntry]:
+    """Parse lock text; raise LockFormatError when it is not a lock of this version."""
+    entries: dict[str, LockEntry] = {}
+    target: str | None = None
+    key = ""
+    outputs: dict[str, str] = {}
+    version = None
+
+    def close() -> None:
+        if target is not None:
+            if not key:
+                raise LockFormatError(f"{LOCK_NAME}: target {target!r} has no key")
+            entries[target] = LockEntry(key, outputs)
+
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        indent = len(raw) - len(raw.lstrip(" "))
+        name, value = _split(raw.strip(), number)
+        if indent == 0:
+            if name == "version":
+                version = value
+            elif name != "targets":
+                raise LockFormatError(f"{LOCK_NAME}:{number}: unexpected {name!r}")
+        elif indent == 2:
+            close()
+            target, key, outputs = name, "", {}
+        elif indent == 4 and target is not None:
+            if name == "key":
+                key = value
+            elif name != "outputs":
+                raise LockFormatError(f"{LOCK_NAME}:{number}: unexpected {name!r}")
+        elif indent == 6 and target is not None:
+            outputs[name] = value
+        else:
+            raise LockFormatError(f"{LOCK_NAME}:{number}: unexpected indentation")
+    close()
+    if version != str(LOCK_VERSION):
+        raise LockFormatError(f"{LOCK_NAME}: version {version} is not {LOCK_VERSION}")
+    return entries
+
+
+def read(root: str | os.PathLike) -> dict[str, LockEntry]:
+    """The lock of the project at `root`; empty when there is none or it is not readable."""
+    try:
+        with open(os.path.join(root, LOCK_NAME), encoding="utf-8") as f:
+            return loads(f.read())
+    except (FileNotFoundError, LockFormatError):
+        return {}
+
+
+def write(root: str | os.PathLike, entries: Mapping[str, LockEntry]) -> bool:
+    """Write the lock atomically (temp + fsync + rename) if its text changed; True if it did."""
+    path = os.path.join(root, LOCK_NAME)
+    text = dumps(entries)
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
