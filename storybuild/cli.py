@@ -71,5 +71,127 @@ def manifest_path(path: str | None) -> str:
 # (build, plan, graph, status, retry, gc, clean) — owned by the engine work.
 
 
+# --------------------------------------------------------------------------- watch commands
+# (watch, report) — owned by the watch work.
+
+
+class _WatchPrinter:
+    """Prints one line per rebuild pass, and manifest errors as file:line:col diagnostics."""
+
+    SHOWN = 6  # action ids named in a summary line before "+N more"
+
+    def started(self, number: int, quality: str, changed) -> None:
+        return None  # the summary line says it all once the pass ends
+
+    def finished(self, summary) -> None:
+        import time
+
+        cause = ", ".join(summary.changed) + " changed" if summary.changed else "start"
+        ran = list(summary.ran)
+        named = ", ".join(ran[: self.SHOWN]) + (f" +{len(ran) - self.SHOWN} more" if len(ran) > self.SHOWN else "")
+        line = f"[{time.strftime('%H:%M:%S')}] {cause} → {summary.quality}: {len(ran)} ran"
+        if named:
+            line += f" ({named})"
+        line += f", {summary.cached} cached"
+        if summary.failed:
+            line += f", {len(summary.failed)} failed"
+        line += f" · {summary.outcome} in {summary.seconds:.1f} s"
+        click.echo(line)
+        for action, error in summary.failed:
+            click.echo(f"  {action}: {error}", err=True)
+        for action, why in list(summary.reasons.items())[: self.SHOWN]:
+            click.echo(f"  {action}: {why}")
+
+    def invalid(self, diagnostics) -> None:
+        import time
+
+        from storybuild.diagnostics import format_diagnostics
+
+        click.echo(f"[{time.strftime('%H:%M:%S')}] the manifest has errors; keeping the last good build", err=True)
+        click.echo(format_diagnostics(list(diagnostics)), err=True, nl=False)
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("-f", "--file", "path", metavar="PATH", help="The manifest (default ./storybuild.yaml).")
+@click.option("--preview", is_flag=True, help="Build at preview quality first, then full quality behind it.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8737, show_default=True,
+              help="Port of the preview page (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the preview page listens on.")
+@click.option("--no-serve", is_flag=True, help="Rebuild on changes without serving the preview page.")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=None, help="Actions run at once (default: cores).")
+def watch(targets: tuple[str, ...], path: str | None, preview: bool, port: int, host: str, no_serve: bool,
+          jobs: int | None) -> None:
+    """Rebuild the film whenever the manifest, a template or an asset changes.
+
+    Builds TARGETS (default: the film) once, then again after every save: only what
+    changed re-runs, a save during a build restarts it, and an invalid manifest shows its
+    errors while the last good film stays. A live preview page follows along.
+    """
+    import signal
+    import threading
+    from pathlib import Path
+
+    from storybuild.preview.state import LiveState
+    from storybuild.watch import SessionEngine, Watcher
+
+    manifest = os.path.abspath(manifest_path(path))
+    if not os.path.isfile(manifest):
+        raise click.UsageError(f"no manifest at {manifest_path(path)}")
+    state = LiveState()
+    engine = SessionEngine(manifest, jobs=jobs, targets=list(targets) or None)
+    watcher = Watcher(engine, _WatchPrinter(), manifest, state, preview=preview)
+    server = None
+    if not no_serve:
+        from storybuild.preview.server import PreviewServer
+
+        try:
+            server = PreviewServer(Path(os.path.dirname(manifest)) / "build", state, host, port).start()
+        except OSError as exc:
+            raise click.UsageError(f"cannot serve the preview on {host}:{port}: {exc.strerror}") from None
+        click.echo(f"preview: {server.url}")
+    click.echo(f"watching {os.path.relpath(manifest)} and what it references (Ctrl-C to stop)")
+    stop = threading.Event()
+    # SIGTERM stops like Ctrl-C: the build in flight is cancelled and the store left clean.
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    loop = threading.Thread(target=watcher.run, args=(stop,), name="watch", daemon=True)
+    loop.start()
+    try:
+        while loop.is_alive():
+            loop.join(0.2)
+            if stop.is_set():
+                loop.join()
+    except KeyboardInterrupt:
+        click.echo("stopping…", err=True)
+        stop.set()
+        signal.signal(signal.SIGINT, lambda signum, frame: os._exit(EXIT_INTERRUPTED))  # a second Ctrl-C: at once
+        loop.join()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@main.command()
+@click.argument("path", required=False)
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder to write (default build/report).")
+def report(path: str | None, output: str | None) -> None:
+    """Write the preview page as static HTML into build/report/ for sharing.
+
+    The page shows the last build: the film with subtitles, every scene and shot with its
+    thumbnail, dialogue and waveform, failures with their manifest locations, and timings.
+    """
+    from pathlib import Path
+
+    from storybuild.build import Session, default_loader
+    from storybuild.preview.report import engine_records, write_report
+
+    manifest = default_loader(manifest_path(path))
+    root = Path(manifest.root)
+    session = Session(root, manifest.file)
+    actions, rebuilds = engine_records(session)
+    index = write_report(manifest, root / "build", Path(output) if output else None, actions, rebuilds)
+    click.echo(f"wrote {os.path.relpath(index)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

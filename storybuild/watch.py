@@ -27,7 +27,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from storybuild.errors import Cancelled, Diagnostic, StorybuildError
 from storybuild.model import Manifest, Quality
 from storybuild.preview.pagedata import describe_manifest
-from storybuild.preview.state import LiveState, event_fields
+from storybuild.preview.state import LiveState, as_json, event_fields
 from storybuild.watchset import Fingerprints, WatchSet
 
 DEBOUNCE = 0.05  # quiet time after the last event: editors write a file in several syscalls
@@ -63,6 +63,33 @@ class Summary:
     outcome: str  # ok | failed | cancelled
     seconds: float
     reasons: Mapping[str, str] = field(default_factory=dict)  # action → why it ran
+
+
+class SessionEngine:
+    """The real engine: storybuild.build.Session, and the manifest loader it uses."""
+
+    def __init__(self, manifest_path: str, jobs: int | None = None, targets: Sequence[str] | None = None):
+        from storybuild.build import Session
+
+        self.path = os.path.abspath(manifest_path)
+        self.session = Session(os.path.dirname(self.path), os.path.basename(self.path))
+        self.jobs = jobs
+        self.targets = targets
+
+    def load(self) -> Manifest:
+        from storybuild.build import default_loader
+
+        return default_loader(self.path)
+
+    def build(self, manifest: Manifest, quality: Quality, on_event: EventFn, cancel_event: threading.Event) -> None:
+        # The session loads the manifest itself (through its plan cache, keyed by the
+        # files' stats): handing it ours could pair a newer file's stat with older content.
+        # Watch builds the film by default, not the exports: those are for delivery.
+        targets = self.targets if self.targets is not None else (["film"] if manifest.scenes else [])
+        result = self.session.build(targets, jobs=self.jobs, keep_going=True, quality=quality.value,
+                                    on_event=on_event, cancel_event=cancel_event)
+        if result.cancelled:
+            raise Cancelled("build cancelled: the sources changed")
 
 
 class Listener(Protocol):
@@ -214,7 +241,8 @@ class Watcher:
         failed: list[tuple[str, str]] = []
         reasons: dict[str, str] = {}
 
-        def on_event(event: Mapping[str, Any]) -> None:
+        def on_event(raw: Any) -> None:
+            event = as_json(raw)
             kind, action = event_fields(event)
             if kind == "finished":
                 ran.append(action)

@@ -27,8 +27,13 @@ def referenced_files(manifest: Manifest) -> set[str]:
     rels: set[str] = set(manifest.files)
     rels.update(asset.path for asset in manifest.assets.values())
     rels.update(wf.file for wf in manifest.workflows.values() if not wf.file.startswith("builtin:"))
+    produced: set[str] = set()
     for step in manifest.steps:
         rels.update(step.inputs)
+        produced.update(step.outputs)
+    # A step's outputs are written by the build itself: following them would make every
+    # build that runs a step look like an edit.
+    rels -= produced
     if manifest.backends.comfyui.object_info:
         rels.add(manifest.backends.comfyui.object_info)
     return {rel for rel in rels if rel}

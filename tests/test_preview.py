@@ -102,7 +102,7 @@ def test_server_binds_loopback_and_serves_page_and_state(site):
     [scene] = data["scenes"]
     assert [s["id"] for s in scene["shots"]] == ["s1", "s2"]
     s1 = scene["shots"][0]
-    assert s1["status"]["state"] == "done" and s1["thumb"].startswith("media/shots/s1.png?v=")
+    assert s1["status"]["state"] == "cached" and s1["thumb"].startswith("media/shots/s1.png?v=")
     assert [(l["name"], l["start"], l["end"]) for l in s1["lines"]] == [("Mara", 0.2, 1.5), ("Theo", 1.7, 2.4)]
     assert scene["waveform"]["width"] == media.WAVE_POINTS and scene["waveform"]["path"].startswith("M0,")
     assert request(server, "/nope")[0].status == 404
@@ -242,9 +242,13 @@ def test_statuses_from_events(tmp_path):
     write_build(build)
     state = LiveState()
     state.set_manifest(describe_manifest(make_manifest(tmp_path)))
-    state.rebuild_started("full", ["storybuild.yaml"])
+    state.rebuild_started("full", [])
+    state.on_event({"event": "finished", "action": "shot/s1", "seconds": 2.0})
+    state.rebuild_started("full", ["storybuild.yaml"])  # a new pass forgets the last one's statuses
+    state.on_event({"event": "plan", "total": 4, "cached": 7})
     state.on_event({"event": "failed", "action": "speech/s1/1", "error": "espeak: unknown voice",
                     "loc": None})
+    state.on_event({"event": "skipped", "action": "visemes/s1/1", "because": "speech/s1/1"})
     state.on_event({"event": "cached", "action": "shot/s2"})
     state.on_event({"event": "cached", "action": "mix/harbour"})
     state.on_event({"event": "finished", "action": "scene/harbour", "seconds": 0.8})
@@ -256,6 +260,13 @@ def test_statuses_from_events(tmp_path):
     assert s2["status"] == {"state": "cached", "quality": "full"}
     assert data["scenes"][0]["status"] == {"state": "built", "seconds": 0.8, "quality": "full"}
     assert data["rebuilds"][0]["timings"] == {"scene/harbour": 0.8}
+    assert (data["rebuilds"][0]["total"], data["rebuilds"][0]["up_to_date"]) == (4, 7)
+    state.on_event({"event": "failed", "action": "speech/s1/1", "error": "x"})  # only the skip is left
+    snap = state.snapshot()
+    snap["actions"] = {k: v for k, v in snap["actions"].items() if k != "speech/s1/1"}
+    skipped = page_data(snap, build, PlainUrls())["scenes"][0]["shots"][0]["status"]
+    assert skipped["state"] == "skipped" and skipped["error"] == "not built: speech/s1/1 failed"
+    assert skipped["loc"] == "storybuild.yaml:13:11"
 
 
 def test_newest_quality_wins_and_preview_statuses(tmp_path):

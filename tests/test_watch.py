@@ -73,7 +73,8 @@ def _manifest(root: Path, assets=(), files=("storybuild.yaml",), workflows=(), s
         presets={}, characters={},
         assets={Path(p).stem: Asset(Path(p).stem, p, AssetKind.SFX) for p in assets},
         scenes=(), workflows={w: Workflow(w, w) for w in workflows}, exports=(),
-        steps=tuple(Step(f"s{i}", ("true",), inputs=tuple(ins)) for i, ins in enumerate(steps)),
+        steps=tuple(Step(f"s{i}", ("true",), inputs=tuple(ins), outputs=tuple(outs))
+                    for i, (ins, outs) in enumerate(steps)),
     )
 
 
@@ -81,7 +82,8 @@ def test_watch_set_covers_manifest_files_assets_workflows_steps_and_templates(tm
     (tmp_path / "templates").mkdir()
     (tmp_path / "assets" / "mouths").mkdir(parents=True)
     m = _manifest(tmp_path, assets=["assets/a.ogg", "assets/mouths", "missing/deep/b.ogg"],
-                  files=["storybuild.yaml", "inc/cast.yaml"], workflows=["wf/kf.json"], steps=[["prompts/p.txt"]])
+                  files=["storybuild.yaml", "inc/cast.yaml"], workflows=["wf/kf.json"],
+                  steps=[(["prompts/p.txt"], ["gen/key.png"]), (["gen/key.png"], ["gen/clip.mp4"])])
     ws = WatchSet.of(m)
     j = lambda *p: os.path.join(str(tmp_path), *p)  # noqa: E731
     assert ws.files == {j("storybuild.yaml"), j("inc", "cast.yaml"), j("assets", "a.ogg"),
@@ -94,6 +96,7 @@ def test_watch_set_covers_manifest_files_assets_workflows_steps_and_templates(tm
     assert not ws.matches(j("assets", "other.ogg"))
     assert not ws.matches(j("build", "film.mp4"))
     assert not ws.matches(j("storybuild.lock"))
+    assert not ws.matches(j("gen", "key.png"))  # written by the build itself
     folders = ws.folders()
     # A missing file is watched through its nearest existing ancestor.
     assert folders[str(tmp_path)] is False

@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 from storybuild.model import Manifest
 from storybuild.preview import media
-from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, RUNNING, split_quality
+from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, RUNNING, SKIPPED, split_quality
 
 # Actions that make a shot's picture, and those that make a scene (docs/pipeline.md).
 _SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")
@@ -76,15 +76,15 @@ def _owners(actions: dict[str, dict]) -> tuple[dict, dict]:
 
 
 def _aggregate(entries: list[tuple[str, dict, int | None]], main: str) -> dict:
-    """One status for a group of actions: failed > running > cancelled > built > cached."""
+    """One status for a group of actions: failed > running > skipped > cancelled > built > cached."""
     states = [e["state"] for _, e, _ in entries]
     out: dict[str, Any] = {"state": CACHED}
-    for state in (FAILED, RUNNING, CANCELLED, BUILT):
+    for state in (FAILED, RUNNING, SKIPPED, CANCELLED, BUILT):
         if state in states:
             out["state"] = state
             break
-    if out["state"] == FAILED:
-        base, entry, line = next(x for x in entries if x[1]["state"] == FAILED)
+    if out["state"] in (FAILED, SKIPPED):
+        base, entry, line = next(x for x in entries if x[1]["state"] == out["state"])
         out.update(action=base, error=entry.get("error"), loc=entry.get("loc"), line=line)
     elif out["state"] == RUNNING:
         running = [(b, e) for b, e, _ in entries if e["state"] == RUNNING]
@@ -97,12 +97,15 @@ def _aggregate(entries: list[tuple[str, dict, int | None]], main: str) -> dict:
 
 
 def _status(groups: dict, ident: str, main: str, prefer: str, exists: bool) -> dict:
-    """The status shown for a shot or scene: the quality being built now, else the other."""
+    """The status shown for a shot or scene: the quality being built now, else the other.
+
+    An output no event mentioned is up to date: served from the cache ("cached").
+    """
     for quality in (prefer, "full" if prefer == "preview" else "preview"):
         entries = groups.get((quality, ident))
         if entries:
             return {**_aggregate(entries, main), "quality": quality}
-    return {"state": "done" if exists else "missing"}
+    return {"state": CACHED if exists else "missing"}
 
 
 def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
@@ -129,7 +132,7 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
         for shot in scene["shots"]:
             thumb = media.current(build_dir, f"shots/{shot['id']}.png")
             status = _status(shot_groups, shot["id"], f"shot/{shot['id']}", prefer, thumb is not None)
-            if status.get("state") == FAILED and not status.get("loc"):
+            if status.get("state") in (FAILED, SKIPPED) and not status.get("loc"):
                 line = status.get("line")
                 lines = shot["lines"]
                 status["loc"] = lines[line]["loc"] if line is not None and line < len(lines) else shot["loc"]

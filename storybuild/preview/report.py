@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
 from storybuild.model import Manifest
@@ -51,6 +51,36 @@ class _CopyingUrls:
         self._place(rel).write_text(media.webvtt(cut, names), encoding="utf-8")
         self.copied.append(rel)
         return "media/" + quote(rel)
+
+
+def engine_records(session: Any) -> tuple[dict[str, dict], list[dict]]:
+    """What the store remembers for the report: failed actions and each action's run time.
+
+    `session` is a storybuild.build.Session. Returns (action id → status entry, a one-item
+    list of timings in the page's rebuild format); both empty before any build.
+    """
+    actions = {f.action: {"state": "failed", "error": f.error, "progress": 0.0} for f in session.failures()}
+    timings: dict[str, float] = {}
+    db_path = Path(session.store_dir) / "state.sqlite"
+    if db_path.exists():
+        from storybuild.store.state import StateDB
+
+        db = StateDB(db_path)
+        try:
+            for action, run in db.runs().items():
+                meta = db.cached_meta(run.key) or {}
+                if meta.get("seconds") is not None:
+                    timings[action] = float(meta["seconds"])
+        finally:
+            db.close()
+    if not timings and not actions:
+        return actions, []
+    record = {"number": 0, "label": "time each action took when it last ran", "quality": "full",
+              "changed": [], "started": None, "seconds": round(sum(timings.values()), 3),
+              "ran": sorted(timings), "cached": 0, "up_to_date": 0, "total": len(timings),
+              "failed": sorted(actions), "outcome": "failed" if actions else "ok",
+              "timings": dict(sorted(timings.items(), key=lambda kv: -kv[1]))}
+    return actions, [record]
 
 
 def write_report(manifest: Manifest, build_dir: Path, out_dir: Path | None = None,

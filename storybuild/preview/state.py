@@ -26,6 +26,7 @@ CACHED = "cached"
 BUILT = "built"
 FAILED = "failed"
 CANCELLED = "cancelled"
+SKIPPED = "skipped"  # not run because something it needs failed
 
 
 def split_quality(action_id: str) -> tuple[str, str]:
@@ -45,7 +46,9 @@ class Rebuild:
     started: float = field(default_factory=time.time)
     seconds: float | None = None
     ran: list[str] = field(default_factory=list)
-    cached: int = 0
+    cached: int = 0  # served from the cache once their rebuilt inputs turned out identical
+    up_to_date: int = 0  # not even planned: nothing they depend on changed
+    total: int = 0  # actions planned to run
     failed: list[str] = field(default_factory=list)
     outcome: str = "building"  # building | ok | failed | cancelled
     timings: dict[str, float] = field(default_factory=dict)  # action id → seconds it ran
@@ -54,16 +57,21 @@ class Rebuild:
         return {
             "number": self.number, "quality": self.quality, "changed": list(self.changed),
             "started": self.started, "seconds": self.seconds, "ran": list(self.ran),
-            "cached": self.cached, "failed": list(self.failed), "outcome": self.outcome,
+            "cached": self.cached, "up_to_date": self.up_to_date, "total": self.total,
+            "failed": list(self.failed), "outcome": self.outcome,
             "timings": dict(sorted(self.timings.items(), key=lambda kv: -kv[1])),
         }
 
 
+def as_json(event: Any) -> dict:
+    """An engine event (storybuild.events.Event or its JSON form) as a plain dict."""
+    to_json = getattr(event, "to_json", None)
+    return to_json() if callable(to_json) else dict(event)
+
+
 def event_fields(event: Mapping[str, Any]) -> tuple[str, str]:
-    """(event type, action id) of an engine event; empty strings where absent."""
-    kind = str(event.get("event") or event.get("type") or "")
-    action = event.get("action") or event.get("id") or ""
-    return kind, str(action)
+    """(event type, action id) of an event's JSON form; empty strings where absent."""
+    return str(event.get("event") or ""), str(event.get("action") or "")
 
 
 class LiveState:
@@ -99,8 +107,14 @@ class LiveState:
             self._bump()
 
     def rebuild_started(self, quality: str, changed: list[str]) -> int:
-        """Open a new rebuild record and return its number."""
+        """Open a new rebuild record and return its number.
+
+        Statuses of this quality start afresh: an action this pass never mentions is up to
+        date, whatever happened to it last time.
+        """
         with self._cond:
+            for action in [a for a in self._actions if split_quality(a)[0] == quality]:
+                del self._actions[action]
             number = (self._rebuilds[-1].number + 1) if self._rebuilds else 1
             self._rebuilds.append(Rebuild(number, quality, list(changed)))
             del self._rebuilds[:-HISTORY]
@@ -108,14 +122,25 @@ class LiveState:
             self._bump()
             return number
 
-    def on_event(self, event: Mapping[str, Any]) -> None:
-        """Apply one engine event (action started / progress / finished / cached / failed)."""
+    def on_event(self, event: Any) -> None:
+        """Apply one engine event (storybuild.events: plan, started, progress, retry, …)."""
+        event = as_json(event)
         kind, action = event_fields(event)
-        if not action:
-            return
         with self._cond:
-            entry = self._actions.setdefault(action, {"state": RUNNING, "progress": 0.0})
             rebuild = self._rebuilds[-1] if self._rebuilds else None
+            if kind == "plan" and rebuild is not None:
+                rebuild.total = int(event.get("total", 0))
+                rebuild.up_to_date = int(event.get("cached", 0))
+                self._bump()
+                return
+            if kind == "summary" and rebuild is not None:
+                # The fast path (nothing changed) reports only this.
+                rebuild.up_to_date = int(event.get("up_to_date", rebuild.up_to_date))
+                self._bump()
+                return
+            if not action:
+                return
+            entry = self._actions.setdefault(action, {"state": RUNNING, "progress": 0.0})
             if kind == "started":
                 entry.update(state=RUNNING, progress=0.0, message="", error=None, loc=None, seconds=None)
             elif kind == "progress":
@@ -138,8 +163,14 @@ class LiveState:
                              loc=str(event["loc"]) if event.get("loc") else None)
                 if rebuild is not None:
                     rebuild.failed.append(action)
-            elif kind == "cancelled":
-                entry.update(state=CANCELLED)
+            elif kind == "retry":
+                entry.update(state=RUNNING, message=f"retrying in {event.get('delay', 0)} s: {event.get('error', '')}")
+            elif kind == "skipped":
+                because = str(event.get("because", ""))
+                if because in ("cancelled", "stopped"):
+                    entry.update(state=CANCELLED)
+                else:
+                    entry.update(state=SKIPPED, error=f"not built: {because} failed", loc=None)
             else:
                 return
             self._bump()

@@ -31,7 +31,7 @@
   const secs = (s) => (s === null || s === undefined ? "" : s < 60 ? s.toFixed(1) + " s"
     : Math.floor(s / 60) + ":" + String(Math.floor(s % 60)).padStart(2, "0"));
   const stateLabel = { running: "building", built: "built", cached: "cached", failed: "failed",
-                       cancelled: "cancelled", done: "done", missing: "not built" };
+                       cancelled: "cancelled", skipped: "skipped", missing: "not built" };
 
   function seek(t) {
     if (t === null || t === undefined || !video.src) return;
@@ -132,7 +132,7 @@
           h("span", { class: "loc" }, shot.loc)),
         st.state === "running" ? h("div", { class: "bar" }, h("i", { style: "width:" + Math.round((st.progress || 0) * 100) + "%" })) : null,
         st.state === "running" && st.message ? h("div", { class: "muted" }, st.action + ": " + st.message) : null,
-        st.state === "failed" ? h("div", { class: "error" }, (st.loc ? st.loc + ": " : "") + (st.action ? st.action + ": " : "") + st.error) : null,
+        st.state === "failed" || st.state === "skipped" ? h("div", { class: "error" }, (st.loc ? st.loc + ": " : "") + (st.action ? st.action + ": " : "") + st.error) : null,
         shot.lines.map((line) => h("div", { class: "line", title: line.loc + (line.emotion !== "neutral" ? " · " + line.emotion : ""),
                                             onclick: () => seek(line.start) },
           h("span", { class: "who", style: "color:" + ((data.characters[line.character] || {}).color || "inherit") }, line.name + ": "),
@@ -183,15 +183,16 @@
     const longest = rows.reduce((m, [, s]) => Math.max(m, s), 0) || 1;
     box.replaceChildren(
       h("h2", {}, "Build timings"),
-      h("p", {}, "#" + last.number + " (" + last.quality + "): " + last.outcome +
-        (last.seconds !== null ? " in " + secs(last.seconds) : "") + " · " + last.ran.length + " ran, " +
-        last.cached + " cached" + (last.failed.length ? ", " + last.failed.length + " failed" : "")),
+      last.label ? h("p", { class: "muted" }, last.label + (last.failed.length ? " · " + last.failed.length + " failed" : ""))
+        : h("p", {}, "#" + last.number + " (" + last.quality + "): " + last.outcome +
+          (last.seconds !== null ? " in " + secs(last.seconds) : "") + " · " + last.ran.length + " ran, " +
+          (last.cached + last.up_to_date) + " cached" + (last.failed.length ? ", " + last.failed.length + " failed" : "")),
       last.changed.length ? h("p", { class: "muted" }, "changed: " + last.changed.join(", ")) : null,
       h("table", {}, rows.map(([action, s]) => h("tr", {},
         h("td", {}, action), h("td", { class: "num" }, s.toFixed(2) + " s"),
         h("td", { style: "width:35%" }, h("div", { class: "spark", style: "width:" + (100 * s / longest) + "%" }))))),
-      h("h2", { style: "margin-top:12px" }, "Rebuilds"),
-      h("table", {}, data.rebuilds.map((r) => h("tr", { class: "rebuild" },
+      data.rebuilds.length > 1 ? h("h2", { style: "margin-top:12px" }, "Rebuilds") : null,
+      data.rebuilds.length < 2 ? null : h("table", {}, data.rebuilds.map((r) => h("tr", { class: "rebuild" },
         h("td", {}, "#" + r.number + " " + r.quality), h("td", {}, r.outcome),
         h("td", { class: "num" }, r.ran.length + " ran"), h("td", { class: "num" }, r.seconds !== null ? secs(r.seconds) : "…")))));
   }
