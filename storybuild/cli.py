@@ -69,6 +69,12 @@ def manifest_path(path: str | None) -> str:
 
 # --------------------------------------------------------------------------- build commands
 # (build, plan, graph, status, retry, gc, clean) — owned by the engine work.
+# They live in cli_build.py, which imports nothing heavy at module level.
+
+from storybuild.cli_build import COMMANDS as _BUILD_COMMANDS  # noqa: E402
+
+for _command in _BUILD_COMMANDS:
+    main.add_command(_command)
 
 
 # --------------------------------------------------------------------------- watch commands
