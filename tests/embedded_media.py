@@ -76,3 +76,55 @@ def read(path: Path) -> np.ndarray:
     """A WAV as float32 (samples, channels)."""
     data, _ = sf.read(str(path), dtype="float32", always_2d=True)
     return data
+
+
+def build_scenes(tmp: Path, scenes: Mapping[str, list[tuple[str, int, tuple[int, int, int]]]],
+                 lines: Mapping[str, list[dict]]) -> dict[str, Path]:
+    """Shots, mixes and scene.mp4 for `scenes` (scene → [(shot, frames, colour)]); one tone per line.
+
+    Returns every file by the input name the film and export actions use
+    (shot:<id>, thumb:<id>, video:<id>, stems:<scene>:<stem>, scene:<scene>).
+    """
+    from storybuild.backends.embedded.assemble import run_scene
+    from storybuild.backends.embedded.mix import run_mix
+
+    music = tone(tmp / "music.wav", 3.0, 220.0, 0.2, channels=2)
+    files: dict[str, Path] = {}
+    for scene, shots in scenes.items():
+        mix_inputs: dict[str, Path] = {"audio:music": music}
+        mix_shots = []
+        for shot, frames, colour in shots:
+            made = make_shot(tmp / "shots", shot, frames, lines.get(shot), colour)
+            files.update({f"shot:{shot}": made["json"], f"video:{shot}": made["video"], f"thumb:{shot}": made["thumb"]})
+            mix_inputs[f"shot:{shot}"] = made["json"]
+            entry: dict[str, Any] = {"id": shot, "lines": [], "sfx": []}
+            for line in lines.get(shot, []):
+                name = f"line:{shot}/{line['index']}"
+                mix_inputs[name] = tone(tmp / f"line-{shot}-{line['index']}.wav", line["end"] - line["start"], 330.0, 0.4)
+                entry["lines"].append({"index": line["index"], "input": name, "volume": 1.0})
+            mix_shots.append(entry)
+        mix = run_mix(context(tmp, f"mix/{scene}", "mix", {
+            "sample_rate": RATE, "reverb": "room", "ambience": None, "shots": mix_shots,
+            "music": {"input": "audio:music", "volume": 1.0, "duck": 0.5, "fade_in": 0.0, "fade_out": 0.0,
+                      "start": 0.0}}, mix_inputs))
+        for stem in ("dialogue", "music", "sfx", "ambience"):
+            files[f"stems:{scene}:{stem}"] = mix[f"{stem}.wav"]
+        scene_inputs = {f"shot:{s}:video": files[f"video:{s}"] for s, _f, _c in shots}
+        scene_inputs["mix"] = mix["mix.wav"]
+        out = run_scene(context(tmp, f"scene/{scene}", "scene",
+                                {"fps": FPS, "width": W, "height": H, "shots": [s for s, _f, _c in shots]},
+                                scene_inputs))
+        files[f"scene:{scene}"] = out["scene.mp4"]
+    return files
+
+
+def film_params(scenes: Mapping[str, list], transitions: Mapping[str, dict]) -> dict[str, Any]:
+    """Film params for `scenes` with `transitions` (scene → {"type", "duration"}; default cut)."""
+    return {"fps": FPS, "width": W, "height": H, "sample_rate": RATE, "loudness": -16.0,
+            "scenes": [{"id": scene, "transition": transitions.get(scene, {"type": "cut", "duration": 0.0}),
+                        "shots": [s for s, _f, _c in shots]} for scene, shots in scenes.items()]}
+
+
+def film_inputs(files: Mapping[str, Path]) -> dict[str, Path]:
+    """The subset of `build_scenes` files that the film action takes."""
+    return {k: v for k, v in files.items() if k.split(":")[0] in ("shot", "stems", "scene")}

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedded_media import FPS, H, RATE, W, context, make_shot, read, tone
+from embedded_media import FPS, H, RATE, W, build_scenes, context, film_inputs, film_params, make_shot, read, tone
 from storybuild.backends.embedded import ffmpeg, loudness
 from storybuild.backends.embedded.assemble import run_film, run_scene
-from storybuild.backends.embedded.mix import run_mix
 from storybuild.errors import BackendError
 
 # scene id → [(shot id, frames, colour)]
@@ -29,50 +28,22 @@ def _frame(path: Path, index: int) -> np.ndarray:
     return np.frombuffer(proc.stdout, np.uint8).reshape(H, W, 3)
 
 
+LINES = {"boat-1": [{"index": 0, "character": "mara", "text": "Ahoy there!", "start": 0.2, "end": 0.8, "pan": 0.5}]}
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Shots, mixes and scene.mp4 files for three scenes (one line of dialogue in "boat")."""
     tmp = tmp_path_factory.mktemp("assemble")
-    music = tone(tmp / "music.wav", 3.0, 220.0, 0.2, channels=2)
-    inputs: dict[str, Path] = {}
-    for scene, shots in SCENES.items():
-        mix_inputs = {"audio:music": music}
-        mix_shots = []
-        for shot, frames, colour in shots:
-            lines = [{"index": 0, "character": "mara", "text": "Ahoy there!", "start": 0.2, "end": 0.8, "pan": 0.5}] \
-                if shot == "boat-1" else []
-            made = make_shot(tmp / "shots", shot, frames, lines, colour)
-            inputs[f"shot:{shot}"] = made["json"]
-            inputs[f"video:{shot}"] = made["video"]
-            mix_inputs[f"shot:{shot}"] = made["json"]
-            entry = {"id": shot, "lines": [], "sfx": []}
-            if lines:
-                mix_inputs[f"line:{shot}/0"] = tone(tmp / "line.wav", 0.6, 330.0, 0.4)
-                entry["lines"] = [{"index": 0, "input": f"line:{shot}/0", "volume": 1.0}]
-            mix_shots.append(entry)
-        mix = run_mix(context(tmp, f"mix/{scene}", "mix", {
-            "sample_rate": RATE, "reverb": "room", "ambience": None, "shots": mix_shots,
-            "music": {"input": "audio:music", "volume": 1.0, "duck": 0.5, "fade_in": 0.0, "fade_out": 0.0,
-                      "start": 0.0}}, mix_inputs))
-        for stem in ("dialogue", "music", "sfx", "ambience"):
-            inputs[f"stems:{scene}:{stem}"] = mix[f"{stem}.wav"]
-        scene_inputs = {f"shot:{s}:video": inputs[f"video:{s}"] for s, _f, _c in shots}
-        scene_inputs["mix"] = mix["mix.wav"]
-        out = run_scene(context(tmp, f"scene/{scene}", "scene",
-                                {"fps": FPS, "width": W, "height": H, "shots": [s for s, _f, _c in shots]},
-                                scene_inputs))
-        inputs[f"scene:{scene}"] = out["scene.mp4"]
-    return tmp, inputs
+    return tmp, build_scenes(tmp, SCENES, LINES)
 
 
 def _film_params(transitions: dict[str, dict]) -> dict:
-    return {"fps": FPS, "width": W, "height": H, "sample_rate": RATE, "loudness": -16.0,
-            "scenes": [{"id": scene, "transition": transitions.get(scene, {"type": "cut", "duration": 0.0}),
-                        "shots": [s for s, _f, _c in shots]} for scene, shots in SCENES.items()]}
+    return film_params(SCENES, transitions)
 
 
 def _film_inputs(inputs: dict[str, Path]) -> dict[str, Path]:
-    return {k: v for k, v in inputs.items() if k.split(":")[0] in ("shot", "stems", "scene")}
+    return film_inputs(inputs)
 
 
 def test_scene_joins_shots_with_its_mix(built):

@@ -1,0 +1,144 @@
+"""export/<id>: the film for a destination: sized, reframed, captioned, with its side files.
+
+    film.mp4 ──► fit (scale | crop on centre or speaker | pad) ──► captions overlay ──► <id>.mp4
+    film.json ─► <id>.srt / <id>.vtt, timelines (.otio, .xml, .fcpxml, .edl), poster.png
+    thumbs ────► contact_sheet.png
+
+The picture is re-encoded once at the preset's size (the "source" preset without captions
+is a stream copy); the film's AAC sound is copied, never re-encoded. With `stems` the
+dialogue, music, effects and ambience stems ride along as extra, titled audio tracks.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from storybuild.backends.base import ActionContext
+from storybuild.backends.embedded import captions, ffmpeg, reframe, sheets, subtitles, timeline
+from storybuild.backends.embedded.cut import load_cut
+from storybuild.errors import BackendError
+
+PRESETS: dict[str, tuple[int, int] | None] = {
+    "landscape": (1920, 1080),
+    "vertical": (1080, 1920),
+    "square": (1080, 1080),
+    "source": None,  # the film's own size
+}
+STEMS = ("dialogue", "music", "sfx", "ambience")
+THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
+
+
+def _input(ctx: ActionContext, name: str) -> Path:
+    path = ctx.inputs.get(name)
+    if path is None:
+        raise BackendError(f"{ctx.action_id}: missing input {name!r}")
+    return Path(path)
+
+
+def preset_size(preset: str, width: int, height: int) -> tuple[int, int]:
+    """Output size of `preset` for a film of width x height."""
+    if preset not in PRESETS:
+        raise BackendError(f"unknown export preset {preset!r}", hint=f"use one of: {', '.join(PRESETS)}")
+    return PRESETS[preset] or (width, height)
+
+
+def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: int, fps: float,
+           commands: Path | None, caption_script: Path | None, stems: Mapping[str, Path], has_audio: bool) -> None:
+    """Encode <id>.mp4: the fitted picture, captions burned in, the film's sound and any stems."""
+    args = ["-i", str(film)]
+    if caption_script is not None:
+        args += ["-f", "concat", "-safe", "0", "-i", str(caption_script)]
+    stem_base = 1 + (caption_script is not None)
+    for name in STEMS:
+        if name in stems:
+            args += ["-i", str(stems[name])]
+    copy_picture = fit.mode == "scale" and (fit.src_w, fit.src_h) == (fit.out_w, fit.out_h) and caption_script is None
+    if copy_picture:
+        video = ["-map", "0:v:0", "-c:v", "copy"]
+    else:
+        graph = f"[0:v]{fit.filters(0.5, commands)}[base]"
+        if caption_script is not None:
+            graph += ";[1:v]format=rgba[cap];[base][cap]overlay=0:0:eof_action=repeat:format=auto,format=yuv420p[v]"
+        else:
+            graph += ";[base]format=yuv420p[v]"
+        video = ["-filter_complex", graph, "-map", "[v]", *ffmpeg.X264, "-g", str(max(1, round(fps))),
+                 "-frames:v", str(frames)]
+    sound: list[str] = []
+    track = 0
+    if has_audio:
+        sound += ["-map", "0:a:0", "-c:a:0", "copy", "-metadata:s:a:0", "handler_name=mix", "-disposition:a:0", "default"]
+        track = 1
+    for offset, name in enumerate(n for n in STEMS if n in stems):
+        sound += ["-map", f"{stem_base + offset}:a:0", f"-c:a:{track}", "aac", f"-b:a:{track}", "192k",
+                  f"-metadata:s:a:{track}", f"handler_name={name}", f"-disposition:a:{track}", "0"]
+        track += 1
+    ffmpeg.run_ffmpeg([*args, *THREADS, *video, *sound, *ffmpeg.BITEXACT, "-movflags", "+faststart", str(out)],
+                      ctx.cancel_event, what=ctx.action_id)
+
+
+def run_export(ctx: ActionContext) -> dict[str, Path]:
+    """Write <id>.mp4 and, as the params ask, subtitles, timelines, poster and contact sheet."""
+    params = ctx.params
+    export_id = str(params.get("id") or ctx.action_id.split("/", 1)[-1])
+    film = _input(ctx, "film")
+    cut = load_cut(_input(ctx, "cut"))
+    info = ffmpeg.probe(film)
+    if info.video is None or not info.width or not info.height:
+        raise BackendError(f"{ctx.action_id}: {film.name} has no video stream")
+    fps = float(cut["fps"])
+    frames = int(cut.get("frames") or round(float(cut["duration"]) * fps))
+    fit = reframe.Fit(info.width, info.height, *preset_size(str(params.get("preset", "landscape")),
+                                                            info.width, info.height))
+    speaker = str(params.get("reframe", "center")) == "speaker" and fit.mode == "crop"
+    centres = reframe.speaker_centres(cut, frames) if speaker else None
+    title = str(params.get("title") or "")
+    outputs: dict[str, Path] = {}
+
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=ctx.out_dir) as scratch:
+        work = Path(scratch)
+        commands = reframe.write_commands(fit, centres, fps, work / "crop.cmd") if centres is not None else None
+        script = None
+        if params.get("burn_captions") and cut["lines"]:
+            style = captions.Style(fit.out_w, fit.out_h)
+            script = captions.overlay_script(cut["lines"], float(cut["duration"]), style, work)
+        stems = {}
+        if params.get("stems"):
+            stems = {name: _input(ctx, f"stems:{name}") for name in STEMS}
+        ctx.progress(0.05, f"encoding {fit.out_w}x{fit.out_h}")
+        video = ctx.output(f"{export_id}.mp4")
+        _video(ctx, film, video, fit, frames, fps, commands, script, stems, info.audio is not None)
+        outputs[video.name] = video
+    ctx.check_cancelled()
+
+    ctx.progress(0.8, "side files")
+    for fmt in params.get("subtitles") or ():
+        writer = {"srt": subtitles.srt, "vtt": subtitles.vtt}.get(str(fmt))
+        if writer is None:
+            raise BackendError(f"unknown subtitle format {fmt!r}", hint="use srt or vtt")
+        path = ctx.output(f"{export_id}.{fmt}")
+        path.write_text(writer(cut["lines"]), encoding="utf-8")
+        outputs[path.name] = path
+
+    formats = [str(f) for f in params.get("timeline") or ()]
+    if formats:
+        edit = timeline.build(cut, title or export_id, log=ctx.log)
+        for fmt in formats:
+            if fmt not in timeline.FORMATS:
+                raise BackendError(f"unknown timeline format {fmt!r}",
+                                   hint=f"use one of: {', '.join(sorted(timeline.FORMATS))}")
+            path = timeline.write(edit, ctx.output(f"{export_id}.{timeline.FORMATS[fmt][1]}"), fmt)
+            outputs[path.name] = path
+
+    if params.get("poster"):
+        at = sheets.poster_time(cut)
+        centre = float(centres[min(frames - 1, int(at * fps))]) if centres is not None else 0.5
+        outputs["poster.png"] = sheets.grab_frame(film, at, fit.filters(centre), fit.out_w, fit.out_h,
+                                                  ctx.output("poster.png"))
+    if params.get("contact_sheet"):
+        thumbs = {shot["id"]: _input(ctx, f"thumb:{shot['id']}") for shot in cut["shots"]}
+        outputs["contact_sheet.png"] = sheets.contact_sheet(cut["shots"], thumbs, info.width / info.height, title,
+                                                            ctx.output("contact_sheet.png"))
+    ctx.progress(1.0, "exported")
+    return outputs
