@@ -309,7 +309,7 @@ class Watcher:
             watch = self.watch
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = raw.decode() if isinstance(raw, bytes) else raw
-            if path and watch.matches(path):
+            if path and (watch.matches(path) or (event.event_type != "modified" and watch.appears(path))):
                 self.debouncer.add(path)
 
     def _real_changes(self, paths: set[str]) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Iterable
 from storybuild.model import Manifest
 
 DIGEST_LIMIT = 16 * 1024 * 1024  # larger files are compared by (mtime, size, inode) only
+MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 
 def referenced_files(manifest: Manifest) -> set[str]:
@@ -41,11 +42,16 @@ def referenced_files(manifest: Manifest) -> set[str]:
 
 @dataclass(frozen=True)
 class WatchSet:
-    """Absolute files and folders to follow; folders are followed with everything inside."""
+    """Absolute files and folders to follow; folders are followed with everything inside.
+
+    `include_dirs` hold manifest files: a YAML file appearing there may be a new match of
+    an `include: [scenes/*.yaml]` glob, so it counts even before any manifest names it.
+    """
 
     root: str
     files: frozenset[str]
     trees: frozenset[str]
+    include_dirs: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, manifest: Manifest, extra: Iterable[str] = ()) -> "WatchSet":
@@ -59,12 +65,15 @@ class WatchSet:
         templates = os.path.join(root, "templates")
         if os.path.isdir(templates):
             trees.add(templates)
-        return cls(root, frozenset(files), frozenset(trees))
+        include_dirs = {os.path.dirname(os.path.join(root, f)) for f in manifest.files}
+        for pattern in manifest.raw.get("include") or ():
+            include_dirs.add(os.path.dirname(os.path.normpath(os.path.join(root, str(pattern)))))
+        return cls(root, frozenset(files), frozenset(trees), frozenset(os.path.normpath(d) for d in include_dirs))
 
     def widened(self, paths: Iterable[str]) -> "WatchSet":
         """This set plus more files (absolute or relative to the root)."""
         more = {os.path.normpath(os.path.join(self.root, p)) for p in paths}
-        return WatchSet(self.root, self.files | frozenset(more), self.trees)
+        return WatchSet(self.root, self.files | frozenset(more), self.trees, self.include_dirs)
 
     def matches(self, path: str) -> bool:
         """Whether an event on `path` can change the build.
@@ -80,14 +89,18 @@ class WatchSet:
         prefix = path + os.sep
         return any(f.startswith(prefix) for f in self.files)
 
+    def appears(self, path: str) -> bool:
+        """Whether a file created, deleted or renamed at `path` may change what is included."""
+        path = os.path.normpath(path)
+        return path.endswith(MANIFEST_SUFFIXES) and os.path.dirname(path) in self.include_dirs
+
     def folders(self) -> dict[str, bool]:
         """Folder → recursive?, the inotify watches that cover this set."""
         out: dict[str, bool] = {}
         for tree in self.trees:
             out[_existing(tree)] = os.path.isdir(tree)
-        for file in self.files:
-            folder = _existing(os.path.dirname(file))
-            out.setdefault(folder, False)
+        for folder in [os.path.dirname(f) for f in self.files] + list(self.include_dirs):
+            out.setdefault(_existing(folder), False)
         # A tree that contains another watch already covers it.
         recursive = [f for f, rec in out.items() if rec]
         return {f: rec for f, rec in out.items()

@@ -67,7 +67,7 @@ def test_debounce_take_returns_none_when_stopped():
 # --------------------------------------------------------------------------- watch set
 
 
-def _manifest(root: Path, assets=(), files=("storybuild.yaml",), workflows=(), steps=()) -> Manifest:
+def _manifest(root: Path, assets=(), files=("storybuild.yaml",), workflows=(), steps=(), include=()) -> Manifest:
     return Manifest(
         root=str(root), file=files[0], files=tuple(files), version=1, project=Project(title="t"),
         presets={}, characters={},
@@ -75,6 +75,7 @@ def _manifest(root: Path, assets=(), files=("storybuild.yaml",), workflows=(), s
         scenes=(), workflows={w: Workflow(w, w) for w in workflows}, exports=(),
         steps=tuple(Step(f"s{i}", ("true",), inputs=tuple(ins), outputs=tuple(outs))
                     for i, (ins, outs) in enumerate(steps)),
+        raw={"include": list(include)} if include else {},
     )
 
 
@@ -83,7 +84,8 @@ def test_watch_set_covers_manifest_files_assets_workflows_steps_and_templates(tm
     (tmp_path / "assets" / "mouths").mkdir(parents=True)
     m = _manifest(tmp_path, assets=["assets/a.ogg", "assets/mouths", "missing/deep/b.ogg"],
                   files=["storybuild.yaml", "inc/cast.yaml"], workflows=["wf/kf.json"],
-                  steps=[(["prompts/p.txt"], ["gen/key.png"]), (["gen/key.png"], ["gen/clip.mp4"])])
+                  steps=[(["prompts/p.txt"], ["gen/key.png"]), (["gen/key.png"], ["gen/clip.mp4"])],
+                  include=["inc/cast.yaml", "scenes/*.yaml"])
     ws = WatchSet.of(m)
     j = lambda *p: os.path.join(str(tmp_path), *p)  # noqa: E731
     assert ws.files == {j("storybuild.yaml"), j("inc", "cast.yaml"), j("assets", "a.ogg"),
@@ -103,6 +105,9 @@ def test_watch_set_covers_manifest_files_assets_workflows_steps_and_templates(tm
     assert folders[j("assets", "mouths")] is True
     assert j("missing") not in folders and j("missing", "deep") not in folders
     assert ws.relative(j("inc", "cast.yaml")) == "inc/cast.yaml"
+    # A new file matching an include glob counts before any manifest names it.
+    assert ws.appears(j("scenes", "storm.yaml")) and ws.appears(j("inc", "extra.yml"))
+    assert not ws.appears(j("scenes", "notes.txt")) and not ws.appears(j("assets", "x.yaml"))
 
 
 def test_fingerprints_ignore_touch_but_see_new_bytes(tmp_path):
@@ -303,3 +308,66 @@ def test_preview_builds_preview_then_full(project, running):
     assert rec.summaries[2].ran == ("preview/asset/a",)
     rebuilds = watcher.state.snapshot()["rebuilds"]
     assert [r["quality"] for r in rebuilds] == ["preview", "full", "preview", "full"]
+
+
+# --------------------------------------------------------------------------- end to end, real engine
+
+
+def test_watch_end_to_end_on_a_small_film(tmp_path):
+    """`storybuild watch`: a line edit re-runs exactly what depends on it; a bad edit keeps the film."""
+    import networkx as nx
+
+    from storybuild.build import Session
+    from watchproject import WatchProcess, digest, rebuild, set_line, write_project
+
+    manifest = write_project(tmp_path, "Hello there.")
+    film = tmp_path / "build" / "film.mp4"
+    watch = WatchProcess(tmp_path)
+    try:
+        state = watch.wait_for_rebuild(1, timeout=300)
+        first = rebuild(state, 1)
+        assert first["outcome"] == "ok", watch.output
+        assert "film" in first["ran"] and state["film"]["quality"] == "full"
+        before = digest(film)
+        assert before is not None
+
+        # The actions that depend on the first line, from the engine's own graph.
+        graph = Session(tmp_path).graph(["film"])
+        line_action = "speech/one/0"
+        expected = {line_action} | nx.descendants(graph, line_action)
+        assert {"visemes/one/0", "shot/one", "film"} <= expected
+        assert not {"speech/two/0", "shot/two"} & expected
+
+        set_line(manifest, "Hello there.", "Hello over there, Ben.")
+        state = watch.wait_for_rebuild(2, timeout=120)
+        second = rebuild(state, 2)
+        assert second["outcome"] == "ok", watch.output
+        assert set(second["ran"]) == expected, watch.output
+        assert second["changed"] == ["storybuild.yaml"]
+        after = digest(film)
+        assert after != before
+        [line] = state["scenes"][0]["shots"][0]["lines"]
+        assert line["text"] == "Hello over there, Ben." and line["start"] is not None
+        watch.wait_for_output(r"storybuild\.yaml changed → full: \d+ ran .* ok in", timeout=10)
+
+        # An invalid edit: the error with its location, and the film stays.
+        mark = len(watch.lines)
+        set_line(manifest, "{character: ben,", "{character: benn,")
+        state = watch.wait_for_state(lambda s: s["phase"] == "error", timeout=30, what="the manifest error")
+        [diag] = [d for d in state["diagnostics"] if d["severity"] == "error"]
+        assert diag["file"] == "storybuild.yaml" and diag["line"] > 0 and "benn" in diag["message"]
+        watch.wait_for_output(rf"storybuild\.yaml:{diag['line']}:{diag['col']}: .*benn", timeout=10, start=mark)
+        time.sleep(0.5)
+        assert digest(film) == after and len(state["rebuilds"]) == 2
+        assert state["film"] is not None  # the page still shows the last good film
+
+        # Fixing it rebuilds.
+        set_line(manifest, "{character: benn,", "{character: ben,")
+        set_line(manifest, '"Hi."', '"Hi, Ana."')
+        state = watch.wait_for_rebuild(3, timeout=120)
+        assert rebuild(state, 3)["outcome"] == "ok" and state["diagnostics"] == []
+        assert "speech/two/0" in rebuild(state, 3)["ran"] and "speech/one/0" not in rebuild(state, 3)["ran"]
+        assert digest(film) not in (before, after)
+    finally:
+        code = watch.stop()
+    assert code == 0, watch.output

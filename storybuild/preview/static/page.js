@@ -181,7 +181,7 @@
     if (!last) { box.replaceChildren(h("h2", {}, "Build timings"), h("p", { class: "muted" }, "no rebuild yet")); return; }
     const rows = Object.entries(last.timings).slice(0, 15);
     const longest = rows.reduce((m, [, s]) => Math.max(m, s), 0) || 1;
-    box.replaceChildren(
+    box.replaceChildren(...[
       h("h2", {}, "Build timings"),
       last.label ? h("p", { class: "muted" }, last.label + (last.failed.length ? " · " + last.failed.length + " failed" : ""))
         : h("p", {}, "#" + last.number + " (" + last.quality + "): " + last.outcome +
@@ -194,7 +194,8 @@
       data.rebuilds.length > 1 ? h("h2", { style: "margin-top:12px" }, "Rebuilds") : null,
       data.rebuilds.length < 2 ? null : h("table", {}, data.rebuilds.map((r) => h("tr", { class: "rebuild" },
         h("td", {}, "#" + r.number + " " + r.quality), h("td", {}, r.outcome),
-        h("td", { class: "num" }, r.ran.length + " ran"), h("td", { class: "num" }, r.seconds !== null ? secs(r.seconds) : "…")))));
+        h("td", { class: "num" }, r.ran.length + " ran"), h("td", { class: "num" }, r.seconds !== null ? secs(r.seconds) : "…"))))
+    ].filter(Boolean));
   }
 
   function render() {
