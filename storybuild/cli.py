@@ -105,8 +105,6 @@ class _WatchPrinter:
         click.echo(line)
         for action, error in summary.failed:
             click.echo(f"  {action}: {error}", err=True)
-        for action, why in list(summary.reasons.items())[: self.SHOWN]:
-            click.echo(f"  {action}: {why}")
 
     def invalid(self, diagnostics) -> None:
         import time

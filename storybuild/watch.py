@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -62,7 +62,6 @@ class Summary:
     failed: tuple[tuple[str, str], ...]  # (action, error)
     outcome: str  # ok | failed | cancelled
     seconds: float
-    reasons: Mapping[str, str] = field(default_factory=dict)  # action → why it ran
 
 
 class SessionEngine:
@@ -239,7 +238,6 @@ class Watcher:
         ran: list[str] = []
         cached = [0]
         failed: list[tuple[str, str]] = []
-        reasons: dict[str, str] = {}
 
         def on_event(raw: Any) -> None:
             event = as_json(raw)
@@ -250,8 +248,6 @@ class Watcher:
                 cached[0] += 1
             elif kind == "failed":
                 failed.append((action, str(event.get("error") or event.get("message") or "failed")))
-            elif kind == "started" and event.get("reasons"):
-                reasons[action] = str(list(event["reasons"])[0])
             self.state.on_event(event)
 
         start = time.monotonic()
@@ -274,7 +270,7 @@ class Watcher:
         seconds = time.monotonic() - start
         self.state.rebuild_finished(outcome, seconds)
         self.listener.finished(Summary(number, quality.value, tuple(changed), tuple(ran), cached[0],
-                                       tuple(failed), outcome, seconds, reasons))
+                                       tuple(failed), outcome, seconds))
         return outcome
 
     # ------------------------------------------------------------------ file events

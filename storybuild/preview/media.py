@@ -8,7 +8,6 @@ edit replaces a stale full-quality film at once, and the full one takes over whe
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -137,13 +136,3 @@ def webvtt(cut: dict, names: dict[str, str] | None = None) -> str:
                 f"<v {speaker}>{text}" if speaker else text, ""]
     return "\n".join(out)
 
-
-def newest_mtime(build_dir: Path, rels: list[str]) -> float:
-    """The latest mtime among files under build_dir (0 when none exist)."""
-    best = 0.0
-    for rel in rels:
-        try:
-            best = max(best, os.stat(build_dir / rel).st_mtime)
-        except OSError:
-            pass
-    return best

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from storybuild.model import Manifest
 from storybuild.preview import media
@@ -179,8 +179,3 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
         "rebuilds": list(reversed(rebuilds)),
     }
 
-
-def relative_media(rel: str, stamp: Callable[[str], str | None]) -> str | None:
-    """`media/<rel>?v=<stamp>`: a URL that changes whenever the file is rewritten."""
-    tag = stamp(rel)
-    return f"media/{rel}?v={tag}" if tag else None

@@ -1,0 +1,139 @@
+"""Watch-mode latency: from a save to the rebuild's start, and from a one-line dialogue
+edit to the updated preview film.
+
+    python3 benchmarks/bench_watch.py [--runs N] [--jobs J]
+
+Runs the real watch loop (storybuild.watch.Watcher with the build engine, as
+`storybuild watch --preview` does, minus the HTTP page) on a tiny project (one scene, two
+shots, one short line each, 160×90 at 8 fps, previews at half size and 4 fps).
+
+* save → rebuild start: the file is written (editor style: temp file + rename) and the
+  clock stops when the loop calls `started` for the new pass — inotify, the debounce,
+  the fingerprint check, loading and validating the manifest, cancelling nothing.
+  Target ≤ 300 ms.
+* edit → preview film: the clock stops when the preview pass has finished and
+  build/preview/film.mp4 holds new bytes. Target ≤ 5 s on 2 cores.
+
+Prints medians, the spread, and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from storybuild.watch import SessionEngine, Watcher  # noqa: E402
+from watchproject import set_line, write_project  # noqa: E402
+
+SAVE_TO_START_TARGET = 0.300
+EDIT_TO_PREVIEW_TARGET = 5.0
+
+
+class Clock:
+    """A Listener that timestamps each pass's start and end."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.starts: list[tuple[float, str]] = []
+        self.ends: list[tuple[float, object]] = []
+        self.errors: list[str] = []
+
+    def started(self, number, quality, changed) -> None:
+        with self.cond:
+            self.starts.append((time.perf_counter(), quality))
+            self.cond.notify_all()
+
+    def finished(self, summary) -> None:
+        with self.cond:
+            self.ends.append((time.perf_counter(), summary))
+            self.cond.notify_all()
+
+    def invalid(self, diagnostics) -> None:
+        with self.cond:
+            self.errors.extend(str(d.message) for d in diagnostics)
+            self.cond.notify_all()
+
+    def wait(self, predicate, timeout: float) -> None:
+        with self.cond:
+            if not self.cond.wait_for(predicate, timeout):
+                raise SystemExit(f"timed out; errors: {self.errors}")
+
+
+def digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def settle(watcher: Watcher, timeout: float = 600) -> None:
+    end = time.monotonic() + timeout
+    while watcher.busy():
+        if time.monotonic() > end:
+            raise SystemExit("the watcher never settled")
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="edits measured (default 7)")
+    parser.add_argument("--jobs", type=int, default=2, help="actions at once (default 2)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
+        root = Path(tmp)
+        manifest = write_project(root, "Hello there, line 0.")
+        preview_film = root / "build" / "preview" / "film.mp4"
+        clock = Clock()
+        watcher = Watcher(SessionEngine(str(manifest), jobs=args.jobs), clock, str(manifest), preview=True)
+        stop = threading.Event()
+        loop = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+        began = time.perf_counter()
+        loop.start()
+        clock.wait(lambda: len(clock.ends) >= 2, timeout=900)
+        settle(watcher)
+        print(f"first build (preview + full): {time.perf_counter() - began:.1f} s")
+
+        to_start, to_preview, ran = [], [], []
+        for run in range(1, args.runs + 1):
+            old = digest(preview_film)
+            n_starts, n_ends = len(clock.starts), len(clock.ends)
+            saved = time.perf_counter()
+            set_line(manifest, f"Hello there, line {run - 1}.", f"Hello there, line {run}.")
+            clock.wait(lambda: len(clock.starts) > n_starts, timeout=60)
+            to_start.append(clock.starts[n_starts][0] - saved)
+            clock.wait(lambda: len(clock.ends) > n_ends, timeout=300)
+            ended, summary = clock.ends[n_ends]
+            if summary.quality != "preview" or summary.outcome != "ok" or digest(preview_film) == old:
+                raise SystemExit(f"run {run}: the preview pass did not update the film: {summary}")
+            to_preview.append(ended - saved)
+            ran.append(len(summary.ran))
+            settle(watcher)  # let the full-quality pass finish before the next edit
+        stop.set()
+        loop.join()
+
+    print(f"{args.runs} one-line dialogue edits, -j {args.jobs}; "
+          f"the preview pass re-ran {statistics.median(ran):.0f} actions")
+    report("save → rebuild start", to_start, SAVE_TO_START_TARGET, 1000, "{:.0f} ms")
+    report("edit → updated preview film", to_preview, EDIT_TO_PREVIEW_TARGET, 1, "{:.2f} s")
+
+
+def report(name: str, values: list[float], target: float, scale: float, fmt: str) -> None:
+    """One printed figure: median, min, max and whether the median meets the target."""
+    med = statistics.median(values)
+    shown = [fmt.format(v * scale) for v in (med, min(values), max(values), target)]
+    verdict = "meets" if med <= target else "MISSES"
+    print(f"{name:<28} median {shown[0]:>9}  min {shown[1]}  max {shown[2]}  (target ≤ {shown[3]}: {verdict})")
+
+if __name__ == "__main__":
+    main()
