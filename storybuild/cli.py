@@ -12,7 +12,7 @@ import sys
 import click
 
 from storybuild import __version__
-from storybuild.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, StorybuildError
+from storybuild.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, StorybuildError
 
 
 class StorybuildGroup(click.Group):
@@ -65,6 +65,76 @@ def manifest_path(path: str | None) -> str:
 
 # --------------------------------------------------------------------------- manifest commands
 # (validate, schema, init) — owned by the manifest work.
+
+
+@main.command()
+@click.argument("path", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for editors and CI.")
+@click.option("--no-files", is_flag=True, help="Don't require the files the manifest names to exist.")
+def validate(path: str | None, fmt: str, no_files: bool) -> None:
+    """Check a manifest (PATH, PATH/storybuild.yaml or ./storybuild.yaml) and report every problem.
+
+    Exits 0 when it is valid (warnings allowed), 2 when it is not.
+    """
+    from storybuild.diagnostics import diagnostics_json, format_diagnostics, summary
+    from storybuild.manifest import check_manifest
+
+    target = manifest_path(path)
+    try:
+        manifest, diags = check_manifest(target, check_files=not no_files)
+    except Exception as exc:  # a bug in storybuild, never the writer's fault: say so, without a traceback
+        raise_internal(exc)
+    if fmt == "json":
+        click.echo(diagnostics_json(diags), nl=False)
+    else:
+        if diags:
+            click.echo(format_diagnostics(diags), err=True, nl=False)
+        if manifest is None:
+            click.echo(f"{target}: invalid ({summary(diags)})", err=True)
+        else:
+            shots = sum(len(scene.shots) for scene in manifest.scenes)
+            lines = sum(len(shot.dialogue) for scene in manifest.scenes for shot in scene.shots)
+            extra = f", {summary(diags)}" if diags else ""
+            click.echo(f"{target}: valid ({len(manifest.scenes)} scenes, {shots} shots, {lines} lines{extra})")
+    if manifest is None:
+        click.get_current_context().exit(EXIT_BAD_INPUT)
+
+
+def raise_internal(exc: BaseException) -> None:
+    """Report an unexpected exception as an internal error (exit 70), not a traceback."""
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    click.echo(f"storybuild: internal error: {type(exc).__name__}: {exc}{where}", err=True)
+    click.echo("this is a bug in storybuild, not in your manifest; please report it "
+               "(set STORYBUILD_TRACEBACK=1 to see the traceback)", err=True)
+    if os.environ.get("STORYBUILD_TRACEBACK"):
+        traceback.print_exception(exc)
+    click.get_current_context().exit(EXIT_INTERNAL)
+
+
+@main.command()
+def schema() -> None:
+    """Print the manifest's JSON Schema (for editors: `storybuild schema > storybuild.schema.json`)."""
+    from storybuild.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@main.command()
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--title", help="The film's title (default: from the folder name).")
+def init(directory: str, title: str | None) -> None:
+    """Start a new film project in DIRECTORY (default: here): a manifest that builds as is."""
+    from storybuild.scaffold import create_project
+
+    written = create_project(directory, title)
+    for name in written:
+        click.echo(f"created {os.path.join(directory, name) if directory != '.' else name}")
+    where = f"-C {directory} " if directory != "." else ""
+    click.echo(f"next: storybuild {where}validate, then storybuild {where}build")
 
 
 # --------------------------------------------------------------------------- build commands

@@ -1,6 +1,7 @@
 """Errors that reach users: each names where it comes from and carries an exit code.
 
-Exit codes are stable: 0 ok, 1 a build failed, 2 bad input or usage, 130 interrupted.
+Exit codes are stable: 0 ok, 1 a build failed, 2 bad input or usage, 70 an internal error
+(a bug in storybuild), 130 interrupted.
 Only cli.py turns these into output and an exit status.
 """
 
@@ -12,6 +13,7 @@ from enum import Enum
 EXIT_OK = 0
 EXIT_BUILD_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in storybuild, reported without a traceback
 EXIT_INTERRUPTED = 130
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from storybuild.errors import SourceLoc
+from storybuild.errors import Diagnostic, SourceLoc
 
 Vec3 = tuple[float, float, float]
 NOWHERE = SourceLoc("<none>")
@@ -438,6 +438,7 @@ class Manifest:
     backends: Backends = Backends()
     locs: Mapping[str, SourceLoc] = field(default_factory=dict)  # dotted path → where it was written
     raw: Mapping[str, Any] = field(default_factory=dict)  # the merged, validated document
+    warnings: tuple[Diagnostic, ...] = ()  # problems that did not stop the load (off-screen voices…)
 
     def loc_of(self, path: str) -> SourceLoc | None:
         """The location of a dotted manifest path, or of its nearest written ancestor."""

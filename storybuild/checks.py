@@ -1,0 +1,240 @@
+"""Cross-reference checks: everything the schema cannot see.
+
+Runs on the merged raw document even when the schema found problems, so a writer sees
+every error at once; it therefore reads the document defensively (a value of the wrong
+type is skipped: the schema has already reported it) and never assumes a shape.
+
+Checked: ids that must exist (characters, assets of the right kind, presets, workflows,
+look-at targets), ids that must be unique (scenes, shots across the film, exports, steps),
+asset files (inside the project, present, a supported format for their kind), camera
+keyframe order, takes, and step inputs and outputs. A dialogue line by a character who is
+not in the shot's cast is a warning, not an error: off-screen voices are legitimate.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Iterable
+
+from storybuild.errors import DiagnosticList
+from storybuild.locations import LocIndex, Path
+from storybuild.projectpaths import PathProblem, confine
+from storybuild import assetcheck
+
+_BUILTIN_MOUTHS = ("default",)
+BINDABLE = {"prompt", "negative", "seed", "steps", "cfg", "sampler", "scheduler", "denoise", "width", "height",
+             "frames", "fps", "image", "audio", "text", "mask", "video", "reference", "controlnet_image"}
+
+
+def _d(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _s(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str | None:
+    """A "did you mean 'x'?" hint for a misspelt id, or None."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+class CrossChecker:
+    """Checks one merged document; collects diagnostics into `diags`.
+
+    `run` checks the film-wide sections; scenechecks.check_scenes adds the scenes.
+    """
+
+    def __init__(self, doc: dict, locs: LocIndex, root: str, presets: dict[str, set[str]], check_files: bool = True):
+        self.doc, self.locs, self.root = doc, locs, root
+        self.presets = presets  # category → known ids (shipped and manifest)
+        self.check_files = check_files
+        self.diags = DiagnosticList()
+        self.characters = _d(doc.get("characters"))
+        self.assets = _d(doc.get("assets"))
+        self.workflows = _d(doc.get("workflows"))
+
+    def run(self) -> DiagnosticList:
+        """Run every check."""
+        self._look(("project", "look"))
+        for cid, character in self.characters.items():
+            self._character(("characters", cid), _d(character))
+        for aid, asset in self.assets.items():
+            self._asset(("assets", aid), _d(asset))
+        for wid, workflow in self.workflows.items():
+            self._workflow(("workflows", wid), _d(workflow))
+        self._unique("exports", "export")
+        self._steps()
+        comfy = _d(_d(self.doc.get("backends")).get("comfyui"))
+        if _s(comfy.get("object_info")):
+            self._file(("backends", "comfyui", "object_info"), comfy["object_info"], must_exist=True)
+        return self.diags
+
+    # ----------------------------------------------------------------- helpers
+
+    def error(self, path: Path, message: str, hint: str | None = None, code: str = "reference",
+              at_key: bool = False) -> None:
+        """Report an error at the value at `path` (or at its key, with `at_key`)."""
+        self.diags.error(message, self.locs.key(path) if at_key else self.locs.value(path), hint, code)
+
+    def warning(self, path: Path, message: str, hint: str | None = None, code: str = "warning") -> None:
+        self.diags.warning(message, self.locs.value(path), hint, code)
+
+    def _ref(self, path: Path, value: Any, table: dict, noun: str, kinds: tuple[str, ...] = ()) -> bool:
+        """Check that `value` names an entry of `table` (of one of `kinds`, for assets)."""
+        ref = _s(value)
+        if ref is None:
+            return False
+        if ref not in table:
+            self.error(path, f"unknown {noun} '{ref}'", did_you_mean(ref, table) or self._define_hint(noun))
+            return False
+        if kinds:
+            kind = _d(table[ref]).get("kind")
+            if isinstance(kind, str) and kind not in kinds:
+                wanted = " or ".join(kinds)
+                self.error(path, f"asset '{ref}' is a {kind} asset; {noun} needs {wanted}",
+                           did_you_mean(ref, [a for a, v in self.assets.items() if _d(v).get("kind") in kinds]),
+                           "asset-kind")
+                return False
+        return True
+
+    @staticmethod
+    def _define_hint(noun: str) -> str | None:
+        section = {"character": "characters", "workflow": "workflows"}.get(noun.split()[-1])
+        return f"define it under `{section}:`" if section else None
+
+    def _asset_ref(self, path: Path, value: Any, noun: str, kinds: tuple[str, ...]) -> bool:
+        return self._ref(path, value, self.assets, noun, kinds)
+
+    def _look(self, path: Path) -> None:
+        for category, preset in _d(self._get(path)).items():
+            if isinstance(preset, str) and category in self.presets and preset not in self.presets[category]:
+                self.error(path + (category,), f"unknown {category} preset '{preset}'",
+                           did_you_mean(preset, self.presets[category]) or
+                           f"{category} presets: {', '.join(sorted(self.presets[category]))}")
+
+    def _get(self, path: Path) -> Any:
+        node: Any = self.doc
+        for part in path:
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return None
+        return node
+
+    def _file(self, path: Path, rel: str, must_exist: bool, directory: bool = False) -> str | None:
+        """Confine a manifest path to the project; report it missing if `must_exist`."""
+        try:
+            clean = confine(self.root, rel)
+        except PathProblem as problem:
+            self.error(path, str(problem), problem.hint, "path")
+            return None
+        if must_exist and self.check_files:
+            problem = assetcheck.missing(self.root, clean, directory)
+            if problem:
+                self.error(path, problem[0], problem[1], "missing-file")
+                return None
+        return clean
+
+    def _unique(self, section: str, noun: str) -> None:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(_l(self.doc.get(section))):
+            self._unique_id(seen, (section, index), _d(item), noun)
+
+    def _unique_id(self, seen: dict[str, Any], path: Path, item: dict, noun: str) -> None:
+        item_id = _s(item.get("id"))
+        if item_id is None:
+            return
+        if item_id in seen:
+            first = self.locs.value(seen[item_id] + ("id",))
+            where = f" (first at line {first.line})" if first and first.line else ""
+            self.error(path + ("id",), f"duplicate {noun} id '{item_id}'{where}", f"{noun} ids must be unique",
+                       "duplicate-id")
+        else:
+            seen[item_id] = path
+
+    # ----------------------------------------------------------------- sections
+
+    def _character(self, path: Path, character: dict) -> None:
+        if "model" in character:
+            self._asset_ref(path + ("model",), character["model"], "a character model", ("model",))
+        for index, ref in enumerate(_l(character.get("references"))):
+            self._asset_ref(path + ("references", index), ref, "a reference image", ("image",))
+        mouths = _s(character.get("mouths"))
+        if mouths is not None and mouths not in _BUILTIN_MOUTHS:
+            if mouths in self.assets:
+                self._asset_ref(path + ("mouths",), mouths, "a mouth set", ("mouths",))
+            else:
+                self.error(path + ("mouths",), f"unknown mouth set '{mouths}'",
+                           did_you_mean(mouths, [*_BUILTIN_MOUTHS, *self.assets]) or
+                           "use 'default' or the id of a `mouths` asset")
+        voice = _d(character.get("voice"))
+        if "workflow" in voice:
+            self._ref(path + ("voice", "workflow"), voice["workflow"], self.workflows, "workflow")
+
+    def _asset(self, path: Path, asset: dict) -> None:
+        rel, kind = _s(asset.get("path")), _s(asset.get("kind"))
+        if rel is None:
+            return
+        clean = self._file(path + ("path",), rel, must_exist=True, directory=kind == "mouths")
+        if clean is None or kind is None:
+            return
+        for severity, message, hint in assetcheck.format_problems(self.root, clean, kind, self.check_files):
+            (self.error if severity == "error" else self.warning)(path + ("path",), message, hint, "asset-format")
+
+    def _workflow(self, path: Path, workflow: dict) -> None:
+        file = _s(workflow.get("file"))
+        if file is not None and not file.startswith("builtin:"):
+            clean = self._file(path + ("file",), file, must_exist=True)
+            if clean is not None and not clean.endswith(".json"):
+                self.error(path + ("file",), f"workflow file '{file}' is not a .json file",
+                           "export the workflow from ComfyUI (Save, or Export (API))", "asset-format")
+        for param in _d(workflow.get("bindings")):
+            if isinstance(param, str) and not param.startswith("extra.") and param not in BINDABLE:
+                self.error(path + ("bindings", param), f"unknown binding parameter '{param}'",
+                           did_you_mean(param, BINDABLE) or "use a known parameter or extra.<name>", at_key=True)
+
+    def _steps(self) -> None:
+        seen: dict[str, Any] = {}
+        produced: dict[str, Path] = {}
+        steps = [(index, _d(step)) for index, step in enumerate(_l(self.doc.get("steps")))]
+        for index, step in steps:
+            path = ("steps", index)
+            self._unique_id(seen, path, step, "step")
+            for n, output in enumerate(_l(step.get("outputs"))):
+                if not isinstance(output, str):
+                    continue
+                clean = self._file(path + ("outputs", n), output, must_exist=False)
+                if clean is None:
+                    continue
+                top = clean.split("/", 1)[0]
+                if top in (".storybuild", "build", ".git"):
+                    self.error(path + ("outputs", n), f"step output '{output}' is inside {top}/, which storybuild "
+                               "manages", "write step outputs elsewhere, e.g. out/", "path")
+                elif clean in produced:
+                    first = self.locs.value(produced[clean])
+                    self.error(path + ("outputs", n), f"'{output}' is already produced by another step"
+                               + (f" (line {first.line})" if first and first.line else ""),
+                               "each file has one producer", "duplicate-output")
+                else:
+                    produced[clean] = path + ("outputs", n)
+        for index, step in steps:
+            for n, item in enumerate(_l(step.get("inputs"))):
+                if not isinstance(item, str):
+                    continue
+                clean = self._file(("steps", index, "inputs", n), item, must_exist=False)
+                # An input is a source file, another step's output, or something storybuild
+                # builds (build/...); anything else could never be satisfied.
+                if clean is None or clean in produced or clean.split("/", 1)[0] == "build" or not self.check_files:
+                    continue
+                problem = assetcheck.missing(self.root, clean, directory=False)
+                if problem:
+                    self.error(("steps", index, "inputs", n), f"step input '{item}' does not exist and no step "
+                               "produces it", problem[1], "missing-file")
