@@ -78,7 +78,8 @@ class SessionEngine:
     def load(self) -> Manifest:
         from storybuild.build import default_loader
 
-        return default_loader(self.path)
+        # Relative to the working directory, as `storybuild validate` names files in errors.
+        return default_loader(os.path.relpath(self.path))
 
     def build(self, manifest: Manifest, quality: Quality, on_event: EventFn, cancel_event: threading.Event) -> None:
         # The session loads the manifest itself (through its plan cache, keyed by the
@@ -202,7 +203,7 @@ class Watcher:
         except StorybuildError as err:
             # Keep following what we followed, plus any file the errors name (a new
             # include with a typo), so fixing it triggers the next rebuild.
-            named = [d.loc.file for d in err.diagnostics if d.loc is not None and d.loc.line > 0]
+            named = [os.path.abspath(d.loc.file) for d in err.diagnostics if d.loc is not None and d.loc.line > 0]
             self._follow(self.watch.widened(named))
             self.state.set_diagnostics(err.diagnostics)
             self.listener.invalid(err.diagnostics)
