@@ -1,0 +1,150 @@
+"""Model loading (every trimesh format, sniffed without extensions), placement, puppets, anchors."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import numpy as np
+import pytest
+import trimesh
+from trimesh.visual.material import PBRMaterial
+
+from storybuild.backends.embedded import scene3d
+from storybuild.backends.embedded.model_io import sniff_format
+from storybuild.backends.embedded.puppet import model_anchor, puppet_mesh
+from storybuild.backends.embedded.render3d import EMISSIVE
+from storybuild.backends.embedded.scene3d import crease_normals, load_model, place, placement_matrix
+from storybuild.errors import BackendError
+
+
+def red_box() -> trimesh.Trimesh:
+    box = trimesh.creation.box((1.0, 2.0, 0.5))
+    box.visual.face_colors = [204, 25, 25, 255]
+    return box
+
+
+@pytest.mark.parametrize("fmt", ["glb", "obj", "ply", "stl", "off"])
+def test_each_format_loads_with_its_shape(tmp_path, fmt):
+    data = red_box().export(file_type=fmt)
+    path = tmp_path / f"box.{fmt}"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    mesh = load_model(path)
+    assert mesh.count == 12
+    assert mesh.bounds == pytest.approx(np.array([[-0.5, -1.0, -0.25], [0.5, 1.0, 0.25]]), abs=1e-5)
+    assert np.isfinite(mesh.normals).all()
+    if fmt in ("glb", "ply"):  # formats trimesh writes colours into
+        assert mesh.colors[0, 0] == pytest.approx([0.8, 0.1, 0.1], abs=0.01)
+    # The cache hands back the same mesh for an unchanged file.
+    assert load_model(path) is mesh
+    # Cached inputs have no extension: the format is sniffed from the bytes.
+    bare = tmp_path / f"0123abcd{fmt}"
+    shutil.copy(path, bare)
+    assert sniff_format(bare) == fmt
+    assert load_model(bare).count == 12
+
+
+def test_gltf_with_embedded_buffers(tmp_path):
+    files = trimesh.Scene(red_box()).export(file_type="gltf", embed_buffers=True)
+    (tmp_path / "scene").write_bytes(files["model.gltf"])
+    assert sniff_format(tmp_path / "scene") == "gltf"
+    assert load_model(tmp_path / "scene").count == 12
+
+
+def test_glb_scene_keeps_transforms_materials_glow_and_head(tmp_path):
+    scene = trimesh.Scene()
+    body = trimesh.creation.box((0.4, 1.0, 0.3))
+    body.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(baseColorFactor=[40, 80, 200, 255]))
+    head = trimesh.creation.icosphere(subdivisions=2, radius=0.15)
+    head.visual = trimesh.visual.TextureVisuals(material=PBRMaterial(baseColorFactor=[230, 200, 170, 255]))
+    lamp = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    lamp.visual = trimesh.visual.TextureVisuals(
+        material=PBRMaterial(baseColorFactor=[255, 240, 160, 255], emissiveFactor=[1.0, 0.9, 0.6]))
+    scene.add_geometry(body, node_name="body", transform=trimesh.transformations.translation_matrix((0, 0.5, 0)))
+    scene.add_geometry(head, node_name="head", transform=trimesh.transformations.translation_matrix((0, 1.2, 0)))
+    scene.add_geometry(lamp, node_name="lamp", transform=trimesh.transformations.translation_matrix((0, 1.5, 0)))
+    path = tmp_path / "figure.glb"
+    path.write_bytes(scene.export(file_type="glb"))
+    mesh = load_model(path)
+    assert mesh.bounds[1][1] == pytest.approx(1.55, abs=1e-3)
+    blue = np.all(np.isclose(mesh.colors[:, 0], [40 / 255, 80 / 255, 200 / 255], atol=0.01), axis=1)
+    assert blue.sum() == 12
+    assert mesh.emissive.sum() == 80 and not mesh.emissive[blue].any()
+    anchor = model_anchor(mesh)
+    assert anchor.mouth[1] == pytest.approx(1.2 - 0.42 * 0.15, abs=0.01)
+    assert anchor.mouth[2] == pytest.approx(0.15, abs=0.03)
+    geom = place(mesh, placement_matrix((1.0, 0.0, 0.0)), object_id=3)
+    assert (geom.pattern == EMISSIVE).sum() == 80 and (geom.objects == 3).all()
+
+
+def test_anchor_without_a_head_part_uses_the_top_front(tmp_path):
+    mesh = scene3d.mesh_from_parts(_parts(trimesh.creation.box((0.5, 1.6, 0.4),
+                                                                transform=trimesh.transformations.translation_matrix((0, 0.8, 0)))))
+    anchor = model_anchor(mesh, head_height=1.45)
+    assert 1.3 < anchor.mouth[1] < 1.6 and anchor.mouth[2] == pytest.approx(0.2)
+
+
+def _parts(mesh):
+    from storybuild.backends.embedded.model_io import Part
+
+    colors = np.full((len(mesh.faces), 3, 3), 0.5, np.float32)
+    return [Part(np.asarray(mesh.vertices), np.asarray(mesh.faces), colors)]
+
+
+def test_unknown_or_broken_files_are_clear_errors(tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00\x01 not a model")
+    with pytest.raises(BackendError, match="cannot tell"):
+        load_model(junk)
+    broken = tmp_path / "broken.glb"
+    broken.write_bytes(b"glTF\x02\x00\x00\x00garbage")
+    with pytest.raises(BackendError, match="cannot read 3D model"):
+        load_model(broken)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pxr") is not None, reason="usd-core is installed")
+def test_usd_without_usd_core_names_the_extra(tmp_path):
+    path = tmp_path / "set.usda"
+    path.write_text("#usda 1.0\n")
+    with pytest.raises(BackendError) as err:
+        load_model(path)
+    assert "usd-core" in err.value.hint
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(m) for m in ("pyassimp", "impasse")), reason="assimp binding installed")
+def test_fbx_without_assimp_names_the_extra(tmp_path):
+    path = tmp_path / "model"
+    path.write_bytes(b"Kaydara FBX Binary  \x00\x1a\x00")
+    with pytest.raises(BackendError) as err:
+        load_model(path)
+    assert "pyassimp" in err.value.hint
+
+
+def test_placement_facing_scale_and_normals():
+    m = placement_matrix((1.0, 0.0, 2.0), (0.0, 90.0, 0.0), 2.0)
+    assert (m[:3, :3] @ [0, 0, 1]) == pytest.approx([2.0, 0.0, 0.0], abs=1e-9)  # +Z turns to +X
+    assert m[:3, 3] == pytest.approx([1.0, 0.0, 2.0])
+    box = scene3d.mesh_from_parts(_parts(trimesh.creation.box((1, 1, 1))))
+    geom = place(box, placement_matrix(None, None, (1.0, 3.0, 1.0)), 1)
+    assert np.linalg.norm(geom.normals, axis=2) == pytest.approx(np.ones((12, 3)), abs=1e-5)
+
+
+def test_crease_normals_keep_cube_edges_hard_and_spheres_smooth():
+    cube = trimesh.creation.box((1, 1, 1))
+    n = crease_normals(np.asarray(cube.vertices), np.asarray(cube.faces))
+    assert np.allclose(n, np.repeat(cube.face_normals[:, None, :], 3, axis=1), atol=1e-6)
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    n = crease_normals(np.asarray(ball.vertices), np.asarray(ball.faces))
+    radial = ball.vertices[ball.faces] / np.linalg.norm(ball.vertices[ball.faces], axis=2, keepdims=True)
+    assert np.einsum("fkc,fkc->fk", n, radial).min() > 0.99
+
+
+def test_puppet_stands_faces_forward_and_has_a_head():
+    mesh = puppet_mesh((0.2, 0.4, 0.9))
+    lo, hi = mesh.bounds
+    assert lo[1] == pytest.approx(0.0, abs=0.01) and 1.6 < hi[1] < 1.8
+    assert mesh.head is not None
+    anchor = model_anchor(mesh)
+    assert anchor.forward == (0.0, 0.0, 1.0)
+    assert anchor.mouth[2] > 0.1 and 1.4 < anchor.mouth[1] < 1.6
+    assert mesh.count < 3000
