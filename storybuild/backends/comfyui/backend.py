@@ -1,0 +1,203 @@
+"""The ComfyUI backend: keyframes, clips, lip-sync and speech made on a farm of ComfyUI servers.
+
+    params (planning.py) ──bind + uploads──► Job ──farm (any free server)──► Fetched files
+        ──media.py / speech.py──► keyframe.png | clip.mp4 (+matte.mp4) | lipsync.mp4 | line.wav + timings.json
+
+Concurrent actions share one farm per configuration, so servers are fed from one queue.
+The key of an action holds the bound workflow and the model names, never a server URL:
+the same workflow on another server with the same models is the same action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from storybuild.backends.base import ActionContext
+from storybuild.backends.comfyui.records import JobRecord
+from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, bind, lookup, parse_loc
+from storybuild.errors import BackendError, ManifestError
+from storybuild.model import ComfyServer
+
+OUTPUTS = {"keyframe": "keyframe.png", "clip": "clip.mp4", "lipsync": "lipsync.mp4", "speech": "line.wav"}
+
+_farms: dict[str, Any] = {}
+_farms_lock = threading.Lock()
+_recorders: list[Callable[[JobRecord], None]] = []
+
+
+def add_recorder(recorder: Callable[[JobRecord], None]) -> None:
+    """Receive every job record of every farm (the engine stores them in its state DB)."""
+    _recorders.append(recorder)
+
+
+def _record(record: JobRecord) -> None:
+    for recorder in list(_recorders):
+        recorder(record)
+
+
+def read_config(config: Any) -> dict[str, Any]:
+    """backends.comfyui as a plain dict, from a dict or a model.ComfyConfig."""
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    return dict(config or {})
+
+
+def servers_of(config: Mapping[str, Any]) -> list[ComfyServer]:
+    """The configured servers (`url` strings or `{url, concurrency, capabilities, models, weight}`)."""
+    servers = []
+    for raw in config.get("servers") or ():
+        if isinstance(raw, ComfyServer):
+            servers.append(raw)
+        elif isinstance(raw, str):
+            servers.append(ComfyServer(raw))
+        else:
+            servers.append(ComfyServer(url=str(raw["url"]), concurrency=int(raw.get("concurrency", 1)),
+                                       capabilities=tuple(raw.get("capabilities") or ()),
+                                       models=tuple(raw.get("models") or ()), weight=float(raw.get("weight", 1.0))))
+    return servers
+
+
+def farm_for(config: Any):
+    """The farm shared by every action with this server configuration (created on first use)."""
+    from storybuild.backends.comfyui.client import ComfyClient
+    from storybuild.backends.comfyui.farm import Farm
+    from storybuild.backends.comfyui.runner import Worker
+
+    settings = read_config(config)
+    servers = servers_of(settings)
+    timeout = float(settings.get("timeout") or 600.0)
+    key = json.dumps([[dataclasses.asdict(s) for s in servers], timeout,
+                      settings.get("breaker_threshold", 3), settings.get("breaker_cooldown", 30.0)], sort_keys=True)
+    with _farms_lock:
+        farm = _farms.get(key)
+        if farm is None:
+            def make_worker(slot, index: int) -> Worker:
+                client = ComfyClient(slot.url, timeout=min(timeout, 60.0))
+                return Worker(client, lambda refresh=False: slot.object_info(client, refresh), timeout=timeout)
+
+            farm = Farm(servers, make_worker, on_record=_record,
+                        breaker_threshold=int(settings.get("breaker_threshold", 3)),
+                        breaker_cooldown=float(settings.get("breaker_cooldown", 30.0)))
+            _farms[key] = farm
+        return farm
+
+
+def close_farms() -> None:
+    """Stop every farm's worker threads (end of a build, tests)."""
+    with _farms_lock:
+        farms = list(_farms.values())
+        _farms.clear()
+    for farm in farms:
+        farm.close()
+
+
+def binding_values(params: Mapping[str, Any], inputs: Mapping[str, Path] | None) -> dict[str, Any]:
+    """The values to bind: a file param with no value takes the action input of the same name."""
+    values = dict(params.get("values") or {})
+    for raw in params.get("bindings") or ():
+        param = BindingSpec.read(raw).param
+        present, _ = lookup(values, param)
+        if param in FILE_PARAMS and not present and (inputs is None or param in inputs):
+            values[param] = param
+    return values
+
+
+def bound_workflow(params: Mapping[str, Any], inputs: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """The action's workflow with its values applied (file params as upload placeholders)."""
+    if not isinstance(params.get("workflow"), Mapping):
+        raise BackendError("ComfyUI action params carry no workflow (the planner could not resolve one)",
+                           parse_loc(params.get("loc")))
+    try:
+        return bind(params["workflow"], params.get("bindings") or (), binding_values(params, inputs),
+                    what=f"workflow {params.get('workflow_id', 'workflow')!r}", loc=parse_loc(params.get("loc")),
+                    optional=params.get("optional") or None, outputs=params.get("outputs") or ())
+    except ManifestError as err:
+        raise BackendError("\n".join(d.message for d in err.diagnostics), parse_loc(params.get("loc"))) from None
+
+
+class ComfyUIBackend:
+    """Generative pictures, lip-sync and voices on ComfyUI servers."""
+
+    name = "comfyui"
+    version = "1"
+    capabilities = frozenset({"text_to_image", "image_to_image", "image_to_video", "text_to_video", "inpaint",
+                              "video_alpha", "upscale", "interpolate", "lipsync", "tts"})
+
+    def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
+        """The bound workflow and its model names; server URLs deliberately left out."""
+        return {"workflow": bound_workflow(params), "models": sorted(params.get("models") or ())}
+
+    def run(self, ctx: ActionContext) -> Mapping[str, Path]:
+        from storybuild.backends.comfyui.runner import Job
+
+        if ctx.kind not in OUTPUTS:
+            raise BackendError(f"the comfyui backend cannot run {ctx.kind!r} actions "
+                               f"(it runs {', '.join(sorted(OUTPUTS))})")
+        params = ctx.params
+        scratch = ctx.out_dir / ".comfyui"
+        scratch.mkdir(parents=True, exist_ok=True)
+        inputs = dict(ctx.inputs)
+        if ctx.kind == "lipsync" and "audio" not in inputs:
+            inputs["audio"] = self._dialogue(ctx, scratch)
+        prompt = bound_workflow(params, inputs)
+        values = binding_values(params, inputs)
+        uploads = {}
+        for raw in params.get("bindings") or ():
+            param = BindingSpec.read(raw).param
+            present, name = lookup(values, param)
+            if param in FILE_PARAMS and present and name is not None:
+                if str(name) not in inputs:
+                    raise BackendError(f"{ctx.action_id}: '{param}' names the input {name!r}, "
+                                       "which this action does not have", parse_loc(params.get("loc")))
+                uploads[str(name)] = inputs[str(name)]
+        what = f"workflow {params.get('workflow_id', 'workflow')!r} for {ctx.action_id}"
+        job = Job(prompt=prompt, what=what, uploads=uploads, outputs=tuple(params.get("outputs") or ()),
+                  workflow=str(params.get("workflow_id") or "workflow"), capability=params.get("capability"),
+                  models=frozenset(params.get("models") or ()), custom_nodes=dict(params.get("custom_nodes") or {}),
+                  loc=parse_loc(params.get("loc")), action_id=ctx.action_id)
+        farm = farm_for(ctx.config)
+        submitted = farm.submit(lambda worker: worker.run(job, scratch, ctx.progress, ctx.cancel_event),
+                                workflow=job.workflow, capability=job.capability, models=job.models,
+                                action_id=ctx.action_id, cancel=ctx.cancel_event)
+        try:
+            fetched = farm.result(submitted, queue_timeout=float(read_config(ctx.config).get("timeout") or 600.0))
+        finally:
+            if submitted.records:
+                ctx.extra["comfyui"] = {"server": submitted.records[-1].server,
+                                        "attempts": [r.to_json() for r in submitted.records]}
+        try:
+            return self._outputs(ctx, fetched, values, what)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _dialogue(self, ctx: ActionContext, scratch: Path) -> Path:
+        from storybuild.backends.comfyui.speech import dialogue_track
+
+        lines = (ctx.params.get("values") or {}).get("lines") or []
+        if not lines:
+            raise BackendError(f"{ctx.action_id}: lipsync needs the shot's lines (values.lines)")
+        rate = int(ctx.params.get("sample_rate") or 48000)
+        return dialogue_track(lines, ctx.inputs, rate, scratch / "dialogue.wav")
+
+    def _outputs(self, ctx: ActionContext, fetched: Any, values: Mapping[str, Any], what: str) -> dict[str, Path]:
+        from storybuild.backends.comfyui import media
+
+        fps = float(values["fps"]) if values.get("fps") else None
+        if ctx.kind == "keyframe":
+            return {"keyframe.png": media.write_keyframe(fetched, ctx.output("keyframe.png"), what)}
+        if ctx.kind in ("clip", "lipsync"):
+            name = OUTPUTS[ctx.kind]
+            matte = ctx.output("matte.mp4") if ctx.params.get("capability") == "video_alpha" else None
+            return media.write_clip(fetched, ctx.output(name), fps, what, cancel=ctx.cancel_event, matte=matte)
+        from storybuild.backends.comfyui.speech import speech_outputs
+
+        sounds = fetched.of_kind("audio")
+        if not sounds:
+            raise BackendError(f"{what}: expected audio, the workflow produced none")
+        rate = int(ctx.params.get("sample_rate") or 48000)
+        return speech_outputs(sounds[0], str(values.get("text", "")), rate, ctx.out_dir, fetched.texts)
