@@ -100,7 +100,8 @@ def build_scenes(tmp: Path, scenes: Mapping[str, list[tuple[str, int, tuple[int,
             entry: dict[str, Any] = {"id": shot, "lines": [], "sfx": []}
             for line in lines.get(shot, []):
                 name = f"line:{shot}/{line['index']}"
-                mix_inputs[name] = tone(tmp / f"line-{shot}-{line['index']}.wav", line["end"] - line["start"], 330.0, 0.4)
+                wav = tmp / f"line-{shot}-{line['index']}.wav"
+                mix_inputs[name] = tone(wav, line["end"] - line["start"], 330.0, 0.4)
                 entry["lines"].append({"index": line["index"], "input": name, "volume": 1.0})
             mix_shots.append(entry)
         mix = run_mix(context(tmp, f"mix/{scene}", "mix", {

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedded_media import FPS, H, RATE, W, build_scenes, context, film_inputs, film_params, make_shot, read, tone
+from embedded_media import (FPS, H, RATE, W, build_scenes, context, film_inputs, film_params, make_shot, read,
+                            tone)
 from storybuild.backends.embedded import ffmpeg, loudness
 from storybuild.backends.embedded.assemble import run_film, run_scene
 from storybuild.errors import BackendError

@@ -20,7 +20,8 @@ SCENES = {
     "boat": [("boat-1", 24, (40, 40, 200))],
 }
 LINES = {
-    "dock-2": [{"index": 0, "character": "mara", "text": "Is that the ferry?", "start": 0.05, "end": 0.45, "pan": -0.8}],
+    "dock-2": [{"index": 0, "character": "mara", "text": "Is that the ferry?", "start": 0.05, "end": 0.45,
+                "pan": -0.8}],
     "boat-1": [{"index": 0, "character": "tom", "text": "No, the ferry stopped running years ago.", "start": 0.3,
                 "end": 0.9, "pan": 0.6}],
 }
@@ -143,3 +144,28 @@ def test_missing_adapter_and_unknown_formats_are_clear_errors(film, monkeypatch)
     assert timeline.available_formats() == ["otio"]
     with pytest.raises(BackendError, match="unknown export preset"):
         run_export(context(tmp / "e2", "export/x", "export", {"preset": "imax"}, inputs))
+
+
+def test_timelines_round_trip_deterministically_and_shorten_dissolves_without_handles(tmp_path: Path):
+    import opentimelineio as otio
+
+    # The dock scene ends in a 2-frame shot, shorter than half of the 12-frame crossfade.
+    cut = {"fps": 24, "duration": 2.5,
+           "scenes": [{"id": "dock", "start": 0.0, "end": 1.5, "transition": {"type": "crossfade", "duration": 0.5}},
+                      {"id": "boat", "start": 1.0, "end": 2.5, "transition": {"type": "cut", "duration": 0.0}}],
+           "shots": [{"id": "dock-1", "scene": "dock", "start": 0.0, "end": 1.0 + 10 / 24},
+                     {"id": "dock-2", "scene": "dock", "start": 1.0 + 10 / 24, "end": 1.5},
+                     {"id": "boat-1", "scene": "boat", "start": 1.0, "end": 2.5}], "lines": []}
+    logs: list[str] = []
+    edit = timeline.build(cut, "Harbour", log=logs.append)
+    assert [c.name for c in edit.find_clips()] == ["dock-1", "boat-1"]  # dock-2 only ever shows inside the dissolve
+    assert edit.duration().to_frames() == 60
+    assert logs and "needs 6+6 frames of handles" in logs[0]
+    for fmt in timeline.available_formats():
+        ext = timeline.FORMATS[fmt][1]
+        one = timeline.write(edit, tmp_path / f"one.{ext}", fmt)
+        two = timeline.write(timeline.build(cut, "Harbour"), tmp_path / f"two.{ext}", fmt)
+        assert one.read_bytes() == two.read_bytes(), fmt
+        if fmt in ("otio", "edl", "fcp7xml"):
+            back = otio.adapters.read_from_file(str(one))
+            assert len(list(back.find_clips())) == 2, fmt

@@ -62,7 +62,8 @@ def envelope(n: int, attack: float, release: float, decay: float | None = None) 
 
 
 def add(dst: np.ndarray, src: np.ndarray, at: float) -> None:
-    audio.place(dst, src.astype(np.float32) if src.ndim == 2 else audio.pan(src.astype(np.float32), 0.0), int(at * RATE))
+    stereo = src if src.ndim == 2 else audio.pan(src, 0.0)
+    audio.place(dst, stereo.astype(np.float32), int(at * RATE))
 
 
 def normalise(x: np.ndarray, peak: float = 0.7) -> np.ndarray:
@@ -168,7 +169,8 @@ def theme(rng: np.random.Generator) -> np.ndarray:
         if bar >= 2:
             for step in range(8):
                 note = upper[[0, 1, 2, 1, 0, 1, 2, 1][step]] + 12
-                add(out, audio.pan(0.05 * bell(midi(note), 0.9), 0.35 if step % 2 else -0.35), bar * BAR + step * BEAT / 2)
+                side = 0.35 if step % 2 else -0.35
+                add(out, audio.pan(0.05 * bell(midi(note), 0.9), side), bar * BAR + step * BEAT / 2)
     for bar, beat, beats, note in MELODY:
         add(out, audio.pan(0.16 * flute(midi(note), beats * BEAT + 0.1, rng), 0.1), bar * BAR + beat * BEAT)
     out = reverb.apply(out, "hall", RATE, wet=0.45)
@@ -216,7 +218,8 @@ def gull(rng: np.random.Generator) -> np.ndarray:
         u = t / dur
         freq = 1500 + 1300 * np.sin(np.pi * np.minimum(1, u * 1.6)) ** 0.5 - 400 * u
         phase = 2 * np.pi * np.cumsum(freq) / RATE
-        call = (np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase)) * (1 + 0.4 * np.sin(2 * np.pi * 85 * t))
+        rough = 1 + 0.4 * np.sin(2 * np.pi * 85 * t)  # the raspy edge of a gull's call
+        call = (np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase)) * rough
         add(out, audio.pan(0.5 * call * np.sin(np.pi * u) ** 0.7, 0.2 - 0.15 * i), at)
     return normalise(reverb.apply(out, "outdoor", RATE, wet=0.4), 0.6)
 

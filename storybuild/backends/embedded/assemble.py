@@ -220,7 +220,12 @@ def run_film(ctx: ActionContext) -> dict[str, Path]:
                   for scene in scenes for stem in filmsound.STEMS if f"stems:{scene['id']}:{stem}" in ctx.inputs}
     for scene in scenes:
         filmsound.require({stem for (sid, stem) in stem_paths if sid == scene["id"]}, scene["id"])
-    laid = filmsound.lay_stems(cut, lambda scene, stem: audio.load(Path(stem_paths[(scene, stem)]), rate), rate)
+
+    def load(scene: str, stem: str):
+        ctx.check_cancelled()
+        return audio.load(Path(stem_paths[(scene, stem)]), rate)
+
+    laid = filmsound.lay_stems(cut, load, rate)
     stems, master, gain, measured = filmsound.normalise(laid, rate, target)
     del laid
     ctx.log(f"{ctx.action_id}: {filmsound.describe_gain(gain, measured, target)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import subprocess
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from storybuild.backends.base import ActionContext
 from storybuild.backends.embedded import captions, ffmpeg, reframe, sheets, subtitles, timeline
@@ -68,7 +68,8 @@ def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: 
     sound: list[str] = []
     track = 0
     if has_audio:
-        sound += ["-map", "0:a:0", "-c:a:0", "copy", "-metadata:s:a:0", "handler_name=mix", "-disposition:a:0", "default"]
+        sound += ["-map", "0:a:0", "-c:a:0", "copy", "-metadata:s:a:0", "handler_name=mix",
+                  "-disposition:a:0", "default"]
         track = 1
     for offset, name in enumerate(n for n in STEMS if n in stems):
         sound += ["-map", f"{stem_base + offset}:a:0", f"-c:a:{track}", "aac", f"-b:a:{track}", "192k",

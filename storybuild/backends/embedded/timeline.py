@@ -159,5 +159,6 @@ def write(timeline, path: Path, fmt: str) -> Path:
     options: dict[str, Any] = {}
     if adapter == "cmx_3600":
         options["rate"] = float(timeline.tracks[0][0].source_range.duration.rate) if len(timeline.tracks[0]) else 24.0
-    otio.adapters.write_to_file(timeline, str(path), adapter_name=adapter, **options)
+    # Some adapters (cmx_3600) rewrite the timeline they are given; each gets its own copy.
+    otio.adapters.write_to_file(timeline.deepcopy(), str(path), adapter_name=adapter, **options)
     return Path(path)
