@@ -14,16 +14,23 @@ not in the shot's cast is a warning, not an error: off-screen voices are legitim
 from __future__ import annotations
 
 import difflib
+import json
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Iterable
 
 from storybuild.errors import DiagnosticList
 from storybuild.locations import LocIndex, Path
-from storybuild.projectpaths import PathProblem, confine
+from storybuild.projectpaths import Confiner, PathProblem
 from storybuild import assetcheck
 
 _BUILTIN_MOUTHS = ("default",)
+# Parameters the planner fills in for workflows; a binding of any other name binds nothing,
+# which is almost always a typo (a warning: a custom workflow may know better).
 BINDABLE = {"prompt", "negative", "seed", "steps", "cfg", "sampler", "scheduler", "denoise", "width", "height",
-             "frames", "fps", "image", "audio", "text", "mask", "video", "reference", "controlnet_image"}
+            "frames", "fps", "image", "audio", "text", "mask", "video", "clip", "loras", "name", "speed",
+            "multiplier", "face_restore", "reference_audio", "reference_text"}
+_BINDABLE_GROUPS = ("extra.", "controlnet.", "ipadapter.")
 
 
 def _d(value: Any) -> dict:
@@ -36,6 +43,16 @@ def _l(value: Any) -> list:
 
 def _s(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=1)
+def shipped_workflows() -> frozenset[str]:
+    """Ids of the workflow templates shipped in templates/comfyui/index.json (none if absent)."""
+    try:
+        index = resources.files("storybuild").joinpath("templates", "comfyui", "index.json").read_text("utf-8")
+        return frozenset(json.loads(index).get("templates", {}))
+    except (OSError, ValueError, AttributeError):
+        return frozenset()
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str | None:
@@ -54,6 +71,7 @@ class CrossChecker:
         self.doc, self.locs, self.root = doc, locs, root
         self.presets = presets  # category → known ids (shipped and manifest)
         self.check_files = check_files
+        self.confine = Confiner(root)
         self.diags = DiagnosticList()
         self.characters = _d(doc.get("characters"))
         self.assets = _d(doc.get("assets"))
@@ -82,8 +100,10 @@ class CrossChecker:
         """Report an error at the value at `path` (or at its key, with `at_key`)."""
         self.diags.error(message, self.locs.key(path) if at_key else self.locs.value(path), hint, code)
 
-    def warning(self, path: Path, message: str, hint: str | None = None, code: str = "warning") -> None:
-        self.diags.warning(message, self.locs.value(path), hint, code)
+    def warning(self, path: Path, message: str, hint: str | None = None, code: str = "warning",
+                at_key: bool = False) -> None:
+        """Report a warning at the value at `path` (or at its key, with `at_key`)."""
+        self.diags.warning(message, self.locs.key(path) if at_key else self.locs.value(path), hint, code)
 
     def _ref(self, path: Path, value: Any, table: dict, noun: str, kinds: tuple[str, ...] = ()) -> bool:
         """Check that `value` names an entry of `table` (of one of `kinds`, for assets)."""
@@ -132,7 +152,7 @@ class CrossChecker:
     def _file(self, path: Path, rel: str, must_exist: bool, directory: bool = False) -> str | None:
         """Confine a manifest path to the project; report it missing if `must_exist`."""
         try:
-            clean = confine(self.root, rel)
+            clean = self.confine(rel)
         except PathProblem as problem:
             self.error(path, str(problem), problem.hint, "path")
             return None
@@ -191,15 +211,23 @@ class CrossChecker:
 
     def _workflow(self, path: Path, workflow: dict) -> None:
         file = _s(workflow.get("file"))
-        if file is not None and not file.startswith("builtin:"):
+        if file is not None and file.startswith("builtin:"):
+            shipped = shipped_workflows()
+            name = file[len("builtin:"):]
+            if shipped and name not in shipped:
+                self.error(path + ("file",), f"unknown shipped workflow '{file}'",
+                           did_you_mean(name, shipped) or f"shipped: {', '.join(sorted(shipped))}")
+        elif file is not None:
             clean = self._file(path + ("file",), file, must_exist=True)
             if clean is not None and not clean.endswith(".json"):
                 self.error(path + ("file",), f"workflow file '{file}' is not a .json file",
                            "export the workflow from ComfyUI (Save, or Export (API))", "asset-format")
         for param in _d(workflow.get("bindings")):
-            if isinstance(param, str) and not param.startswith("extra.") and param not in BINDABLE:
-                self.error(path + ("bindings", param), f"unknown binding parameter '{param}'",
-                           did_you_mean(param, BINDABLE) or "use a known parameter or extra.<name>", at_key=True)
+            if isinstance(param, str) and not param.startswith(_BINDABLE_GROUPS) and param not in BINDABLE:
+                self.warning(path + ("bindings", param), f"'{param}' is not a parameter storybuild provides; "
+                             "the binding will receive nothing",
+                             did_you_mean(param, BINDABLE) or "use a known parameter or extra.<name>", "binding",
+                             at_key=True)
 
     def _steps(self) -> None:
         seen: dict[str, Any] = {}

@@ -96,9 +96,15 @@ def validate(path: str | None, fmt: str, no_files: bool) -> None:
             shots = sum(len(scene.shots) for scene in manifest.scenes)
             lines = sum(len(shot.dialogue) for scene in manifest.scenes for shot in scene.shots)
             extra = f", {summary(diags)}" if diags else ""
-            click.echo(f"{target}: valid ({len(manifest.scenes)} scenes, {shots} shots, {lines} lines{extra})")
+            counts = ", ".join(_plural(n, noun) for n, noun in ((len(manifest.scenes), "scene"), (shots, "shot"),
+                                                                 (lines, "line"), (len(manifest.steps), "step")))
+            click.echo(f"{target}: valid ({counts}{extra})")
     if manifest is None:
         click.get_current_context().exit(EXIT_BAD_INPUT)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def raise_internal(exc: BaseException) -> None:

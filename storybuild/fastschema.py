@@ -88,7 +88,15 @@ class _Compiler:
             return lambda x: True
         if len(checks) == 1:
             return checks[0]
-        return lambda x: all(check(x) for check in checks)
+        checks_t = tuple(checks)
+
+        def every(x: Any) -> bool:
+            for check in checks_t:
+                if not check(x):
+                    return False
+            return True
+
+        return every
 
     # --------------------------------------------------------------- references
 

@@ -98,6 +98,8 @@ class _Loader:
         own = {k: v for k, v in doc.data.items() if not (k == "include" and not is_root)}
         if not is_root:
             own.pop("version", None)
+        if not acc and is_root:
+            return own, doc.locs  # nothing included: no need to move any location
         self._merge(acc, acc_locs, own, doc.locs, rel=rel, is_root=is_root)
         return acc, acc_locs
 

@@ -91,8 +91,22 @@ class LocTable(Mapping[str, SourceLoc]):
     """
 
     def __init__(self, locs: LocIndex):
-        table = {dotted(p): pos for p, pos in locs.values.items()}
-        table.update((dotted(p), pos) for p, pos in locs.keys.items())
+        names: dict[Path, str] = {(): ""}
+        table: dict[str, Pos] = {}
+        # Parents are recorded before their children, so each name is its parent's plus one
+        # part: linear in the number of nodes, not in their depth.
+        for source in (locs.values, locs.keys):
+            for path, pos in source.items():
+                name = names.get(path)
+                if name is None:
+                    parent = names.get(path[:-1])
+                    if parent is None:
+                        parent = dotted(path[:-1])
+                    part = path[-1]
+                    name = f"{parent}[{part}]" if type(part) is int else f"{parent}.{part}" if parent else part
+                    names[path] = name
+                table[name] = pos
+        table.pop("", None)
         self._table = table
 
     def __getitem__(self, path: str) -> SourceLoc:

@@ -29,27 +29,58 @@ def confine(root: str, path: str, base: str = "") -> str:
     absolute, uses backslashes, climbs out with `..`, or resolves (through symlinks) to
     somewhere outside the project. The file need not exist.
     """
-    if not path or not path.strip():
-        raise PathProblem("empty path")
-    if "\\" in path:
-        raise PathProblem(f"path '{path}' uses '\\'", "write paths with '/', they work on every system")
-    if path.startswith("/") or _DRIVE.match(path) or path.startswith("~"):
-        raise PathProblem(f"absolute path '{path}' is not allowed", "write it relative to the project folder")
-    joined = posixpath.normpath(posixpath.join(base, path))
-    if joined == ".." or joined.startswith("../"):
-        raise PathProblem(f"path '{path}' escapes the project folder", "keep the file inside the project")
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(real_root, joined))
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise PathProblem(f"path '{path}' leads outside the project through a symlink",
-                          "copy the file into the project instead of linking to it")
-    return "." if joined in ("", ".") else joined
+    return Confiner(root)(path, base)
 
 
-def is_inside(root: str, path: str) -> bool:
-    """Whether the project-relative `path` is acceptable (see `confine`)."""
-    try:
-        confine(root, path)
-    except PathProblem:
-        return False
-    return True
+class Confiner:
+    """`confine` for many paths of one project: folders are resolved once and remembered.
+
+    A film with thousands of steps names the same folders over and over; resolving each
+    path with os.path.realpath would cost a system call per component every time.
+    """
+
+    def __init__(self, root: str):
+        self.real_root = os.path.realpath(root)
+        self._prefix = self.real_root.rstrip(os.sep) + os.sep
+        self._real: dict[str, str] = {".": self.real_root}
+        self._done: dict[tuple[str, str], str | PathProblem] = {}
+
+    def __call__(self, path: str, base: str = "") -> str:
+        """See `confine`."""
+        key = (path, base)
+        result = self._done.get(key)
+        if result is None:
+            try:
+                result = self._confine(path, base)
+            except PathProblem as problem:
+                result = problem
+            self._done[key] = result
+        if isinstance(result, PathProblem):
+            raise result
+        return result
+
+    def _confine(self, path: str, base: str) -> str:
+        if not path or not path.strip():
+            raise PathProblem("empty path")
+        if "\\" in path:
+            raise PathProblem(f"path '{path}' uses '\\'", "write paths with '/', they work on every system")
+        if path.startswith("/") or _DRIVE.match(path) or path.startswith("~"):
+            raise PathProblem(f"absolute path '{path}' is not allowed", "write it relative to the project folder")
+        joined = posixpath.normpath(posixpath.join(base, path))
+        if joined == ".." or joined.startswith("../"):
+            raise PathProblem(f"path '{path}' escapes the project folder", "keep the file inside the project")
+        real = self._resolve(joined)
+        if real != self.real_root and not real.startswith(self._prefix):
+            raise PathProblem(f"path '{path}' leads outside the project through a symlink",
+                              "copy the file into the project instead of linking to it")
+        return joined
+
+    def _resolve(self, rel: str) -> str:
+        """The real path of the project-relative `rel`, resolving symlinks folder by folder."""
+        real = self._real.get(rel)
+        if real is None:
+            parent, name = posixpath.split(rel)
+            full = os.path.join(self._resolve(parent or "."), name)
+            real = os.path.realpath(full) if os.path.islink(full) else full
+            self._real[rel] = real
+        return real

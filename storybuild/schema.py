@@ -80,8 +80,13 @@ def _explain(error: Any, locs: LocIndex) -> Iterable[Diagnostic]:
         allowed = sorted(schema.get("properties", {}))
         for key in instance:
             if key not in allowed:
+                hint = _suggest(key, allowed, "valid keys", strict=True)
+                if hint is None and instance[key] is None:
+                    # `{text: Hello, world.}`: the comma ended the text and began a key.
+                    hint = "a comma inside { } starts a new key: put quotes around text that contains commas"
                 yield Diagnostic(f"unknown key '{key}'" + (f" in {where}" if where else ""),
-                                 locs.key(path + (key,)), _suggest(key, allowed, "valid keys"), code="unknown-key")
+                                 locs.key(path + (key,)), hint or _suggest(key, allowed, "valid keys"),
+                                 code="unknown-key")
         return
     if kind == "required":
         missing = [k for k in value if isinstance(instance, dict) and k not in instance]
@@ -173,11 +178,14 @@ def _hint(kind: str, value: Any, instance: Any) -> str | None:
     return None
 
 
-def _suggest(word: str, options: list[str], what: str) -> str:
+def _suggest(word: str, options: list[str], what: str, strict: bool = False) -> str | None:
+    """"did you mean 'x'?" for a close match; else (unless `strict`) the list of options."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
         return f"did you mean '{close[0]}'?"
-    return f"{what}: {', '.join(options)}" if options else ""
+    if strict or not options:
+        return None
+    return f"{what}: {', '.join(options)}"
 
 
 def _name(path: Path) -> str:
