@@ -68,15 +68,15 @@ def puppet_mesh(color: tuple[float, float, float]) -> Mesh:
     for side in (-1, 1):
         leg, m = _upright(0.82, 0.075, side * 0.1, 0.0)
         parts.append(_part(leg, legs, m))
-        arm, m = _upright(0.58, 0.055, side * 0.29, 0.78)
-        m = m @ trimesh.transformations.rotation_matrix(side * 0.12, (0, 1, 0))
-        parts.append(_part(arm, body, m))
-    torso, m = _upright(0.62, 0.21, 0.0, 0.74)
+        # Arms hang from the shoulders, a little apart from the body.
+        parts.append(_part(_limb((side * 0.23, 1.26, 0.0), (side * 0.29, 0.80, 0.04), 0.055), body))
+        parts.append(_part(trimesh.creation.icosphere(subdivisions=1, radius=0.06), skin, _at(side * 0.295, 0.75, 0.045)))
+    torso, m = _upright(0.68, 0.2, 0.0, 0.72)
     m = m @ np.diag([1.0, 0.72, 1.0, 1.0])  # flatten front-to-back (Y before the stand-up turn)
     parts.append(_part(torso, body, m))
     neck = trimesh.creation.cylinder(radius=0.06, height=0.12, sections=12)
     parts.append(_part(neck, skin, _at(0.0, 1.38, 0.0) @ trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0))))
-    head = trimesh.creation.icosphere(subdivisions=3, radius=HEAD_RADIUS)
+    head = trimesh.creation.icosphere(subdivisions=2, radius=HEAD_RADIUS)
     parts.append(_part(head, skin, _at(0.0, HEAD_CENTER, 0.0), name="head"))
     for side in (-1, 1):
         eye = _at(side * 0.052, HEAD_CENTER + 0.035, HEAD_RADIUS * 0.86)
@@ -84,6 +84,19 @@ def puppet_mesh(color: tuple[float, float, float]) -> Mesh:
         pupil = _at(side * 0.052, HEAD_CENTER + 0.035, HEAD_RADIUS * 0.86 + 0.022)
         parts.append(_part(trimesh.creation.icosphere(subdivisions=1, radius=0.014), (0.05, 0.05, 0.07), pupil))
     return mesh_from_parts(parts)
+
+
+def _limb(p0, p1, radius: float):
+    """A capsule from point p0 to p1."""
+    import trimesh
+
+    a, b = np.asarray(p0, float), np.asarray(p1, float)
+    axis = b - a
+    length = float(np.linalg.norm(axis))
+    limb = trimesh.creation.capsule(height=length, radius=radius, count=[8, 8])
+    limb.apply_transform(trimesh.geometry.align_vectors([0.0, 0.0, 1.0], axis / length))
+    limb.apply_translation((a + b) / 2.0)
+    return limb
 
 
 def _at(x: float, y: float, z: float) -> np.ndarray:
