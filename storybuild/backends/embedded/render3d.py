@@ -9,7 +9,7 @@ light into bands and draws black outlines where depth, object or surface angle b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,8 +92,6 @@ class Renderer:
     geometry: Geometry
     lighting: Lighting
     options: RenderOptions
-    _front: np.ndarray = field(init=False, repr=False)
-    _back: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         g, light = self.geometry, self.lighting
@@ -194,7 +192,8 @@ class Renderer:
         p = planes[tri]
         col = (p[:, :, 0] * x[:, None] + p[:, :, 1] * y[:, None] + p[:, :, 2]) / invw[:, None]
         if self._toon:
-            level = _TOON_LEVELS[np.searchsorted(_TOON_BANDS, col[:, 3], side="right") - 1]
+            band = np.maximum(np.searchsorted(_TOON_BANDS, col[:, 3], side="right") - 1, 0)  # n·l < 0: darkest
+            level = _TOON_LEVELS[band]
             lit = col[:, :3] * self._light(level[:, None], np.clip(col[:, 4:5], 0.0, 1.0))
             glow = col[:, 5:6] > 0.5
             col = np.where(glow, col[:, :3], lit)
