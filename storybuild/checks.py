@@ -111,7 +111,8 @@ class CrossChecker:
         if ref is None:
             return False
         if ref not in table:
-            self.error(path, f"unknown {noun} '{ref}'", did_you_mean(ref, table) or self._define_hint(noun))
+            what = "asset" if kinds else noun
+            self.error(path, f"unknown {what} '{ref}'", did_you_mean(ref, table) or self._define_hint(what))
             return False
         if kinds:
             kind = _d(table[ref]).get("kind")
@@ -125,7 +126,7 @@ class CrossChecker:
 
     @staticmethod
     def _define_hint(noun: str) -> str | None:
-        section = {"character": "characters", "workflow": "workflows"}.get(noun.split()[-1])
+        section = {"character": "characters", "workflow": "workflows", "asset": "assets"}.get(noun)
         return f"define it under `{section}:`" if section else None
 
     def _asset_ref(self, path: Path, value: Any, noun: str, kinds: tuple[str, ...]) -> bool:

@@ -18,6 +18,9 @@ from typing import Iterable
 from storybuild.errors import Diagnostic, Severity
 
 
+_VISIBLE = {**{code: "?" for code in range(32)}, 9: " ", 127: "?"}
+
+
 class SourceCache:
     """Lines of source files, read on first use; a missing or unreadable file has none."""
 
@@ -47,8 +50,9 @@ def format_diagnostic(diag: Diagnostic, sources: SourceCache | None = None) -> s
     loc = diag.loc
     text = sources.line(loc.file, loc.line) if loc is not None and loc.line > 0 else None
     if text is not None:
-        # Tabs would shift the caret; show each as one space so columns line up.
-        shown = text.replace("\t", " ").rstrip()
+        # Tabs would shift the caret and control characters garble terminals: each shows
+        # as one character, so columns still line up.
+        shown = text.translate(_VISIBLE).rstrip()
         if len(shown) > 200:
             shown = shown[:200] + " …"
         gutter = f"{loc.line:>5} | "

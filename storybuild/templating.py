@@ -224,9 +224,10 @@ def _error(message: str, loc: SourceLoc | None, line: int, hint: str | None, cod
 
 
 def _shift(loc: SourceLoc | None, line: int) -> SourceLoc | None:
+    # Later lines of a block scalar start at its indentation, which is where `loc` points.
     if loc is None or line <= 1 or loc.line <= 0:
         return loc
-    return SourceLoc(loc.file, loc.line + line - 1, 1)
+    return SourceLoc(loc.file, loc.line + line - 1, loc.col)
 
 
 def _line_of(exc: BaseException) -> int:
@@ -255,7 +256,9 @@ def _missing(obj: Any) -> bool:
 def _undefined_message(exc: Any, context: Mapping[str, Any]) -> str:
     if _missing(exc.obj):
         return f"undefined name '{exc.name}' in template"
-    return f"'{exc.name}' is not defined in {_kind(exc.obj)} (undefined in template)"
+    if isinstance(exc.obj, Mapping):
+        return f"undefined key '{exc.name}' in template"
+    return f"undefined attribute '{exc.name}' of {_kind(exc.obj)} in template"
 
 
 def _undefined_hint(exc: Any, context: Mapping[str, Any]) -> str | None:
@@ -273,8 +276,6 @@ def _undefined_hint(exc: Any, context: Mapping[str, Any]) -> str | None:
 
 
 def _kind(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        return "this mapping"
     if isinstance(obj, str):
         return "text"
     return f"a {type(obj).__name__}"
