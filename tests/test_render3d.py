@@ -137,3 +137,16 @@ def test_night_is_darker_than_day():
     day = Renderer(geom, lighting_for("day"), RenderOptions(W, H)).render(view((0, 0.5, 6)))
     night = Renderer(geom, lighting_for("night"), RenderOptions(W, H)).render(view((0, 0.5, 6)))
     assert night.rgb.mean() < day.rgb.mean() * 0.5
+
+
+def test_toon_faces_turned_from_the_sun_are_darker():
+    sun = lighting_for("day").sun_direction
+
+    def lit_quad(normal):
+        quad = trimesh.creation.box((2.0, 2.0, 0.01))
+        align = trimesh.geometry.align_vectors([0, 0, 1], normal)
+        quad.apply_transform(align)
+        r = renderer(geometry(quad, (0.8, 0.8, 0.8), 1), look="toon")
+        return int(centre(r.render(view(tuple(np.asarray(normal) * 4.0), look_at=(0.0, 0.0, 0.0)))).sum())
+
+    assert lit_quad(-sun) < lit_quad(sun) * 0.6
