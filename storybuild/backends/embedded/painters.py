@@ -133,9 +133,6 @@ class Render3DPainter(Painter):
         camera = self.stage.camera(self.spec.move_time(i), self.spec.duration)
         return self.stage.render(camera, shapes_at(self.spec.lines, self.spec.time(i)))
 
-    def pan(self, character: str, t: float) -> float:
-        return self.stage.pan(character, self.stage.camera(self.spec.move_time_at(t), self.spec.duration))
-
 
 class CardPainter(Painter):
     """The cast as illustrated cards with talking mouths."""

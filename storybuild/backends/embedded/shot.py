@@ -123,14 +123,16 @@ def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
 
     # spawn, not fork: the executor runs actions on threads, and forking a threaded
     # process can leave a lock held forever in the child.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+    # Each worker loads the scene once: no more workers than there is work to share.
+    workers = min(jobs, max(2, spec.frames // (2 * CHUNK_FRAMES)))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=init_worker, initargs=(spec,))
     done = 0
     try:
         chunks = deque((s, min(s + CHUNK_FRAMES, spec.frames)) for s in range(0, spec.frames, CHUNK_FRAMES))
         pending: deque = deque()
         while chunks or pending:
-            while chunks and len(pending) < 2 * jobs:  # bounded read-ahead keeps memory flat
+            while chunks and len(pending) < 2 * workers:  # bounded read-ahead keeps memory flat
                 pending.append(pool.submit(paint_chunk, *chunks.popleft()))
             for frame in pending.popleft().result():
                 ctx.check_cancelled()

@@ -59,10 +59,13 @@ def framed_camera(camera: Mapping[str, Any] | None, cast: Sequence[Mapping[str, 
 
 
 def screen_x(camera: CameraState, point: np.ndarray) -> float:
-    """NDC x (-1..1) of a world point; 0 when it is behind the camera or off the frame."""
+    """NDC x (-1..1) of a world point; 0 when it is behind the camera or left or right of the frame.
+
+    Height is not checked: a speaker whose head the frame cuts off is still where they stand.
+    """
     ndc, depth = camera.project(point[None, :])
-    x, y = float(ndc[0, 0]), float(ndc[0, 1])
-    if depth[0] <= 0 or abs(x) > 1.0 or abs(y) > 1.0:
+    x = float(ndc[0, 0])
+    if depth[0] <= 0 or abs(x) > 1.0:
         return 0.0
     return x
 
@@ -127,10 +130,3 @@ class Stage3D:
             overlay_3d(rgb, frame.depth, frame.objects, camera, actor.mouth, actor.forward, actor.head_radius,
                        actor.object_id, actor.mouths, shapes.get(actor.character, "X"))
         return rgb
-
-    def pan(self, character: str, camera: CameraState) -> float:
-        """Screen x of a character's mouth (0 when off screen or not in the cast)."""
-        for actor in self.actors:
-            if actor.character == character:
-                return screen_x(camera, actor.mouth)
-        return 0.0
