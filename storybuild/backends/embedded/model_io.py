@@ -280,7 +280,8 @@ def _read_fbx(path: Path) -> list[Part]:
 
 def _assimp_color(material) -> tuple[float, float, float]:
     props = getattr(material, "properties", {}) or {}
-    for key in ("diffuse", ("$clr.diffuse", 0), "$clr.diffuse", "base_color"):
+    # pyassimp keys properties by (name, semantic) with the "$clr." prefix stripped.
+    for key in (("diffuse", 0), "diffuse", ("$clr.diffuse", 0), "$clr.diffuse", ("base_color", 0), "base_color"):
         value = props.get(key) if hasattr(props, "get") else None
         if value is not None and len(value) >= 3:
             return tuple(float(c) for c in value[:3])  # type: ignore[return-value]
