@@ -103,7 +103,7 @@ class ActionRunner:
                 self.record(placed)
             return Outcome(outputs, dict(ctx.extra))
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _remove_scratch(scratch, out_dir)
 
     def _ingest(self, action: Action, written: Mapping[str, os.PathLike | str], out_dir: Path) -> dict[str, str]:
         outputs: dict[str, str] = {}
@@ -123,3 +123,13 @@ class ActionRunner:
 
 def _is_inside(path: Path, directory: Path) -> bool:
     return os.path.abspath(path).startswith(os.path.abspath(directory) + os.sep)
+
+
+def _remove_scratch(scratch: Path, out_dir: Path) -> None:
+    # Usually both directories are empty by now (outputs moved into the CAS): two rmdirs
+    # cost far less than rmtree's walk, which is kept for what a failure left behind.
+    try:
+        os.rmdir(out_dir)
+        os.rmdir(scratch)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)

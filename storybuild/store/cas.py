@@ -2,9 +2,9 @@
 
 Objects are named by their blake3 digest, made read-only, and enter the store only by an
 atomic link or rename of a complete file, so a reader never sees a partial object. An
-object is not fsynced when it enters: `sync()` fsyncs the objects added since the last
-call, and the state DB calls it just before committing the rows that refer to them (one
-batch of fsyncs per commit instead of one per tiny file, with the same guarantee).
+object is not fsynced when it enters: `sync()` makes the objects added since the last
+call durable, and the state writer calls it just before committing the rows that refer
+to them (one flush per commit instead of one fsync per tiny file, same guarantee).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -110,9 +111,16 @@ class CAS:
             self._pending.append(dest.parent.name + dest.name)
 
     def sync(self) -> None:
-        """fsync every object added since the last call, then their shard directories."""
+        """Make every object added since the last call durable (with its directory entry).
+
+        On Linux one syncfs(2) of the store's filesystem does it: a few milliseconds where
+        an fsync per tiny object costs milliseconds each. Elsewhere each object and shard
+        directory is fsynced.
+        """
         with self._lock:
             pending, self._pending = self._pending, []
+        if not pending or _syncfs(self.root):
+            return
         shards = set()
         for digest in pending:
             path = self.path(digest)
@@ -181,3 +189,28 @@ class CAS:
                 for name in os.listdir(shard_dir):
                     if name.startswith("."):
                         os.unlink(shard_dir / name)
+
+
+_libc = None
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem holding `path`; False where it is not available."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    if _libc is None:
+        import ctypes
+
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.syncfs.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _libc.syncfs(fd) == 0
+    finally:
+        os.close(fd)
