@@ -295,6 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # As aiohttp does: no Nagle delay between a response's headers and its body.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fake: FakeComfyUI = self.server.fake
         self.fake.connections.add(self.connection)
 
@@ -374,12 +376,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(404)
 
     def do_POST(self) -> None:
+        raw = self._body()  # read first: a refused request must not leave its body on the connection
         routed = self._route("POST")
         if routed is None:
             return
         path, _ = routed
         fake = self.fake
-        raw = self._body()
         if path == "/upload/image":
             status, body = fake.upload(self._multipart(raw))
             return self._reply(status, body)

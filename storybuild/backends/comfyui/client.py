@@ -147,7 +147,8 @@ class ComfyClient:
         if response.status_code != 200:
             raise BackendError(f"{self.url}: uploading {path.name} failed with HTTP {response.status_code}")
         stored = response.json()
-        ref = safe_ref({**stored, "type": stored.get("type", "input")}, self.url)
+        ref = safe_ref({"filename": stored.get("name"), "subfolder": stored.get("subfolder"),
+                        "type": stored.get("type", "input")}, self.url)
         return f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
 
     def view(self, ref: FileRef) -> bytes:

@@ -2,9 +2,11 @@
 
 No job is assigned up front. Each server has `concurrency` worker slots; a slot that is
 free takes the oldest queued job its server can run (capabilities, models), so a server
-four times faster finishes four times as many jobs. A server that keeps failing is cut
-out by its circuit breaker; its jobs go back to the queue and to other servers. Among
-several idle servers, the one with the higher `weight` takes a job first.
+four times faster finishes four times as many jobs. At the end of a batch a slow server
+leaves a job alone when faster servers, from the durations measured so far, would finish
+it sooner (otherwise the last job started on the slowest GPU decides the makespan). A
+server that keeps failing is cut out by its circuit breaker; its jobs go back to the
+queue and to other servers. Among idle servers, the higher `weight` takes a job first.
 
     submit() ──► queue ──► slot of server A ─┐
                    ▲   ──► slot of server B ─┼──► record (on_record) ──► future
@@ -56,8 +58,18 @@ class ServerSlot:
         self.done = 0
         self.failed = 0
         self.idle = 0
+        self.started: dict[int, float] = {}  # worker index → when its running job started
+        self.durations: dict[str, float] = {}  # workflow → smoothed seconds per job here
         self._info: dict[str, Any] | None = None
         self._info_lock = threading.Lock()
+
+    def estimate(self, workflow: str) -> float | None:
+        """Expected seconds for a job of this workflow here (None until one has run)."""
+        return self.durations.get(workflow)
+
+    def learn(self, workflow: str, seconds: float) -> None:
+        previous = self.durations.get(workflow)
+        self.durations[workflow] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
 
     @property
     def url(self) -> str:
@@ -181,21 +193,45 @@ class Farm:
         return all(s.url in job.tried or s.breaker.state == "open" for s in self.slots
                    if s is not slot and s.can_run(job))
 
-    def _take(self, slot: ServerSlot) -> FarmJob | None:
+    def _take(self, slot: ServerSlot, index: int) -> FarmJob | None:
         with self.cond:
             slot.idle += 1
             try:
                 while not self.closed:
-                    job = next((j for j in self.queue if self._eligible(slot, j)), None)
+                    eligible = [j for j in self.queue if self._eligible(slot, j)]
+                    job = next((j for position, j in enumerate(eligible)
+                                if not self._faster_elsewhere(slot, j, position)), None)
                     if job is not None and self._preferred(slot, job) and slot.breaker.allow():
                         self.queue.remove(job)
                         job.started_at = time.monotonic()
+                        slot.started[index] = job.started_at
                         return job
-                    wait = 0.05 if job is not None else 0.5
+                    wait = 0.05 if eligible else 0.5
                     self.cond.wait(min(wait, max(0.01, slot.breaker.retry_in() or wait)))
                 return None
             finally:
                 slot.idle -= 1
+
+    def _faster_elsewhere(self, slot: ServerSlot, job: FarmJob, position: int) -> bool:
+        """Whether faster servers would finish this job (the `position`-th this slot could take)
+        before this slot would, counting the jobs they can complete by then."""
+        mine = slot.estimate(job.workflow)
+        if mine is None:
+            return False
+        now = time.monotonic()
+        deadline = now + mine
+        capacity = 0
+        for other in self.slots:
+            theirs = other.estimate(job.workflow)
+            if other is slot or theirs is None or theirs >= mine or other.breaker.state == "open" \
+                    or not self._eligible(other, job):
+                continue
+            for worker in range(max(1, other.server.concurrency)):
+                started = other.started.get(worker)
+                free = now if started is None else max(now, started + theirs)
+                if deadline > free:
+                    capacity += int((deadline - free) // theirs)
+        return capacity > position
 
     def _preferred(self, slot: ServerSlot, job: FarmJob) -> bool:
         """Whether no idle server of a higher weight could take this job right now."""
@@ -205,7 +241,7 @@ class Farm:
     def _slot_loop(self, slot: ServerSlot, index: int) -> None:
         worker = None
         while True:
-            job = self._take(slot)
+            job = self._take(slot, index)
             if job is None:
                 break
             if worker is None:
@@ -213,7 +249,12 @@ class Farm:
             if slot.breaker.state != "closed" and self.probe and not self._probe(slot, worker):
                 self._requeue(job, slot, TransientError(f"{slot.url}: not answering"), count=False)
                 continue
-            self._attempt(slot, worker, job)
+            try:
+                self._attempt(slot, worker, job)
+            finally:
+                with self.cond:
+                    slot.started.pop(index, None)
+                    self.cond.notify_all()  # waiting slots re-evaluate who should take what
         if worker is not None:
             worker.close()
 
@@ -248,6 +289,7 @@ class Farm:
             self._finish(slot, job, wait, began, exc, None)
         else:
             slot.breaker.success()
+            slot.learn(job.workflow, time.monotonic() - began)
             self._finish(slot, job, wait, began, None, result)
         finally:
             slot.running -= 1
@@ -285,7 +327,7 @@ class Farm:
                 result: Any) -> None:
         message = "" if exc is None else (getattr(exc, "message", None) or str(exc) or type(exc).__name__)
         record = JobRecord(job_id=job.id, action_id=job.action_id, workflow=job.workflow, server=slot.url,
-                           ok=exc is None, error=message.splitlines()[0] if message else "",
+                           ok=exc is None, error=" ".join(line.strip() for line in message.splitlines())[:500],
                            queue_wait=round(wait, 6), execution=round(time.monotonic() - began, 6),
                            server_time=getattr(result, "server_seconds", None), attempt=job.attempts,
                            cached=bool(getattr(result, "cached", False)), finished_at=time.time())

@@ -103,7 +103,7 @@ class Worker:
 
     def _validate(self, job: Job, prompt: Mapping[str, Any]) -> None:
         for refresh in (False, True):  # a model installed since the last look: look again
-            problems = validate_workflow(prompt, self.object_info(refresh), job.loc, what=job.what,
+            problems = validate_workflow(prompt, self.object_info(refresh), job.loc, what="",
                                          custom_nodes=job.custom_nodes)
             if not problems:
                 return

@@ -302,6 +302,7 @@ def validate_workflow(prompt: Mapping[str, Any], object_info: Mapping[str, Any],
     object_info dump does not know what a server has installed).
     """
     custom_nodes = custom_nodes or {}
+    prefix = f"{what}: " if what else ""
     diagnostics: list[Diagnostic] = []
     for node_id, node in prompt.items():
         class_type = node.get("class_type") if isinstance(node, Mapping) else None
@@ -309,7 +310,7 @@ def validate_workflow(prompt: Mapping[str, Any], object_info: Mapping[str, Any],
             pack = custom_nodes.get(str(class_type))
             hint = (f"install the custom node pack {pack} on the server" if pack
                     else "a custom node that is not installed on the server, or a typo in class_type")
-            diagnostics.append(Diagnostic(f"{what}: {node_label(str(node_id), prompt)}: the server has no node "
+            diagnostics.append(Diagnostic(f"{prefix}{node_label(str(node_id), prompt)}: the server has no node "
                                           f"class '{class_type}'", loc, hint, code="missing_node_type"))
     if diagnostics:
         return diagnostics
@@ -318,7 +319,7 @@ def validate_workflow(prompt: Mapping[str, Any], object_info: Mapping[str, Any],
     for line, code in _lines_with_codes(check, prompt):
         hint = "install the model on the server or pick one it has" if code == "value_not_in_list" and \
             "not installed" in line else None
-        diagnostics.append(Diagnostic(f"{what}: {line}", loc, hint, code=code))
+        diagnostics.append(Diagnostic(f"{prefix}{line}", loc, hint, code=code))
     return diagnostics
 
 
