@@ -345,7 +345,9 @@ class Builder:
 
 def _resolve_plain(value: str, event: yaml.ScalarEvent, builder: Builder) -> Any:
     """A plain scalar by the YAML 1.2 core schema."""
-    if not value or value[0] not in "-+.0123456789~nNtTfF":
+    if not value:
+        return None  # `a:` with nothing after it
+    if value[0] not in "-+.0123456789~nNtTfF":
         return value
     if _NULL.match(value):
         return None
