@@ -133,5 +133,20 @@ def test_loudness_of_reference_tone_and_silence():
     x[:, 0] = _sine(997.0, 2.0, 48000, amp=1.0)
     assert loudness.integrated_loudness(x, 48000) == pytest.approx(-3.01, abs=0.05)
     assert loudness.integrated_loudness(np.zeros((48000, 2), np.float32), 48000) == float("-inf")
-    gain, measured = loudness.normalisation_gain(x * 0.1, 48000, -16.0)
-    assert 20 * np.log10(gain) == pytest.approx(-16.0 - measured, abs=1e-6) or gain * 0.1 <= 10 ** (-1 / 20) + 1e-9
+
+
+def test_normalisation_reaches_the_target_and_limits_peaks():
+    rate = 48000
+    x = np.zeros((rate * 4, 2), np.float32)
+    x[:, 0] = x[:, 1] = _sine(300.0, 4.0, rate, amp=0.05)
+    x[rate:rate + 200] = 0.9  # a door slam: reaching -16 LUFS would push it far past full scale
+    envelope, before, after = loudness.normalisation_envelope(x, rate, -16.0)
+    out = x * envelope[:, None]
+    assert after == pytest.approx(-16.0, abs=0.05)
+    assert loudness.integrated_loudness(out, rate) == pytest.approx(-16.0, abs=0.05)
+    assert np.max(np.abs(out)) <= 10 ** (-1 / 20) + 1e-6
+    assert np.max(np.abs(np.diff(envelope))) < 0.05 * np.max(envelope)  # ramps, not steps
+    assert np.ptp(envelope[2 * rate:]) == 0.0  # away from the slam, one plain gain
+    assert np.all(loudness.limiter_envelope(x * 0.1, rate) == 1.0)  # nothing near the ceiling: untouched
+    silent, measured, _ = loudness.normalisation_envelope(np.zeros((rate, 2), np.float32), rate, -16.0)
+    assert measured == float("-inf") and np.all(silent == 1.0)

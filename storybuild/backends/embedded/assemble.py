@@ -226,10 +226,10 @@ def run_film(ctx: ActionContext) -> dict[str, Path]:
         return audio.load(Path(stem_paths[(scene, stem)]), rate)
 
     laid = filmsound.lay_stems(cut, load, rate)
-    stems, master, gain, measured = filmsound.normalise(laid, rate, target)
+    stems, master, facts = filmsound.normalise(laid, rate, target)
     del laid
-    ctx.log(f"{ctx.action_id}: {filmsound.describe_gain(gain, measured, target)}")
-    ctx.extra["loudness"] = {"measured": measured, "gain": gain, "target": target}
+    ctx.log(f"{ctx.action_id}: {filmsound.describe(facts)}")
+    ctx.extra["loudness"] = facts
     outputs = filmsound.write_stems(ctx.out_dir, stems, master, rate)
     del stems, master
     ctx.check_cancelled()

@@ -6,14 +6,15 @@
 
 The picture is re-encoded once at the preset's size (the "source" preset without captions
 is a stream copy); the film's AAC sound is copied, never re-encoded. With `stems` the
-dialogue, music, effects and ambience stems ride along as extra, titled audio tracks.
+film's loudness-normalised master and stems are delivered beside it as stems/<stem>.wav.
+Timelines point at the shots as the build view shows them: build/<shots_dir>/<id>.mp4.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Mapping
 
 from storybuild.backends.base import ActionContext
 from storybuild.backends.embedded import captions, ffmpeg, reframe, sheets, subtitles, timeline
@@ -26,7 +27,7 @@ PRESETS: dict[str, tuple[int, int] | None] = {
     "square": (1080, 1080),
     "source": None,  # the film's own size
 }
-STEMS = ("dialogue", "music", "sfx", "ambience")
+STEMS = ("dialogue", "music", "sfx", "ambience", "master")
 THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
 
 
@@ -45,15 +46,11 @@ def preset_size(preset: str, width: int, height: int) -> tuple[int, int]:
 
 
 def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: int, fps: float,
-           commands: Path | None, caption_script: Path | None, stems: Mapping[str, Path], has_audio: bool) -> None:
-    """Encode <id>.mp4: the fitted picture, captions burned in, the film's sound and any stems."""
+           commands: Path | None, caption_script: Path | None) -> None:
+    """Encode <id>.mp4: the fitted picture with captions burned in, and the film's sound."""
     args = ["-i", str(film)]
     if caption_script is not None:
         args += ["-f", "concat", "-safe", "0", "-i", str(caption_script)]
-    stem_base = 1 + (caption_script is not None)
-    for name in STEMS:
-        if name in stems:
-            args += ["-i", str(stems[name])]
     copy_picture = fit.mode == "scale" and (fit.src_w, fit.src_h) == (fit.out_w, fit.out_h) and caption_script is None
     if copy_picture:
         video = ["-map", "0:v:0", "-c:v", "copy"]
@@ -65,16 +62,7 @@ def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: 
             graph += ";[base]format=yuv420p[v]"
         video = ["-filter_complex", graph, "-map", "[v]", *ffmpeg.X264, "-g", str(max(1, round(fps))),
                  "-frames:v", str(frames)]
-    sound: list[str] = []
-    track = 0
-    if has_audio:
-        sound += ["-map", "0:a:0", "-c:a:0", "copy", "-metadata:s:a:0", "handler_name=mix",
-                  "-disposition:a:0", "default"]
-        track = 1
-    for offset, name in enumerate(n for n in STEMS if n in stems):
-        sound += ["-map", f"{stem_base + offset}:a:0", f"-c:a:{track}", "aac", f"-b:a:{track}", "192k",
-                  f"-metadata:s:a:{track}", f"handler_name={name}", f"-disposition:a:{track}", "0"]
-        track += 1
+    sound = ["-map", "0:a:0?", "-c:a", "copy"]  # "?": a silent film has no audio stream to copy
     ffmpeg.run_ffmpeg([*args, *THREADS, *video, *sound, *ffmpeg.BITEXACT, "-movflags", "+faststart", str(out)],
                       ctx.cancel_event, what=ctx.action_id)
 
@@ -104,14 +92,18 @@ def run_export(ctx: ActionContext) -> dict[str, Path]:
         if params.get("burn_captions") and cut["lines"]:
             style = captions.Style(fit.out_w, fit.out_h)
             script = captions.overlay_script(cut["lines"], float(cut["duration"]), style, work)
-        stems = {}
-        if params.get("stems"):
-            stems = {name: _input(ctx, f"stems:{name}") for name in STEMS}
         ctx.progress(0.05, f"encoding {fit.out_w}x{fit.out_h}")
         video = ctx.output(f"{export_id}.mp4")
-        _video(ctx, film, video, fit, frames, fps, commands, script, stems, info.audio is not None)
+        _video(ctx, film, video, fit, frames, fps, commands, script)
         outputs[video.name] = video
     ctx.check_cancelled()
+
+    if params.get("stems"):
+        ctx.output("stems").mkdir(exist_ok=True)
+        for name in STEMS:
+            target = ctx.output(f"stems/{name}.wav")
+            shutil.copyfile(_input(ctx, f"stems:{name}"), target)
+            outputs[f"stems/{name}.wav"] = target
 
     ctx.progress(0.8, "side files")
     for fmt in params.get("subtitles") or ():
@@ -124,7 +116,8 @@ def run_export(ctx: ActionContext) -> dict[str, Path]:
 
     formats = [str(f) for f in params.get("timeline") or ()]
     if formats:
-        edit = timeline.build(cut, title or export_id, log=ctx.log)
+        media = f"build/{str(params.get('shots_dir') or 'shots').strip('/')}/{{id}}.mp4"
+        edit = timeline.build(cut, title or export_id, media=media, log=ctx.log)
         for fmt in formats:
             if fmt not in timeline.FORMATS:
                 raise BackendError(f"unknown timeline format {fmt!r}",

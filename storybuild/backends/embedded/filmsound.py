@@ -2,7 +2,8 @@
 
 Every scene gets one gain curve (fade in over the transition before it, fade out over the
 one after it), applied identically to its four stems, so after the crossfades the stems
-still sum to the master. Then one loudness gain takes the master to the target; it too
+still sum to the master. Then one loudness gain takes the master to the target (with a
+look-ahead limiter riding down any peak it would push past -1 dBFS); that envelope too
 is applied to every stem.
 
     crossfade / wipe: equal-power (the two scenes' sounds are unrelated, so power adds)
@@ -95,17 +96,26 @@ def lay_stems(cut: FilmCut, load: Callable[[str, str], np.ndarray], rate: int) -
 
 
 def normalise(stems: Mapping[str, np.ndarray], rate: int, target: float
-              ) -> tuple[dict[str, np.ndarray], np.ndarray, float, float]:
-    """(scaled float32 stems, master = their float32 sum, gain applied, loudness measured before)."""
+              ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
+    """(scaled float32 stems, master = their float32 sum, loudness facts).
+
+    The normalisation envelope (one gain, plus peak limiting where needed) is computed
+    on the master and applied to every stem, so the stems still sum to the master.
+    """
     master = np.zeros_like(next(iter(stems.values())), dtype=np.float64)
     for name in STEMS:
         master += stems[name]
-    gain, measured = loudness.normalisation_gain(master.astype(np.float32), rate, target)
-    scaled = {name: (stems[name] * gain).astype(np.float32) for name in STEMS}
-    out = np.zeros(master.shape, dtype=np.float32)
+    envelope, measured, achieved = loudness.normalisation_envelope(master, rate, target)
+    del master
+    envelope = envelope[:, None]
+    scaled = {name: (stems[name] * envelope).astype(np.float32) for name in STEMS}
+    out = np.zeros(envelope.shape[:1] + (2,), dtype=np.float32)
     for name in STEMS:
         out += scaled[name]  # the master is the sum of exactly the samples written to the stems
-    return scaled, out, gain, measured
+    facts = {"measured": measured, "achieved": achieved, "target": target,
+             "gain_db": float(20 * np.log10(np.max(envelope))) if len(envelope) else 0.0,
+             "limited_db": float(20 * np.log10(np.min(envelope) / np.max(envelope))) if len(envelope) else 0.0}
+    return scaled, out, facts
 
 
 def write_stems(out_dir: Path, stems: Mapping[str, np.ndarray], master: np.ndarray, rate: int) -> dict[str, Path]:
@@ -116,13 +126,15 @@ def write_stems(out_dir: Path, stems: Mapping[str, np.ndarray], master: np.ndarr
     return written
 
 
-def describe_gain(gain: float, measured: float, target: float) -> str:
-    """A log line saying what normalisation did (and whether the peak ceiling held it back)."""
-    if not math.isfinite(measured):
+def describe(facts: Mapping[str, float]) -> str:
+    """A log line saying what loudness normalisation did."""
+    if not math.isfinite(facts["measured"]):
         return "the film is silent; no loudness normalisation"
-    reached = measured + 20 * math.log10(gain)
-    note = "" if abs(reached - target) < 0.05 else f" (peaks held it at {reached:.1f} LUFS)"
-    return f"loudness {measured:.1f} LUFS → {target:.1f} LUFS target, gain {20 * math.log10(gain):+.1f} dB{note}"
+    line = (f"loudness {facts['measured']:.1f} LUFS → {facts['achieved']:.1f} LUFS (target {facts['target']:.1f}), "
+            f"gain {facts['gain_db']:+.1f} dB")
+    if facts["limited_db"] < -0.05:
+        line += f", peaks limited by up to {-facts['limited_db']:.1f} dB"
+    return line
 
 
 def require(present: Collection[str], scene: str) -> None:

@@ -90,17 +90,56 @@ def integrated_loudness(x: np.ndarray, rate: int) -> float:
     return -0.691 + 10.0 * math.log10(float(np.mean(final)))
 
 
-def normalisation_gain(x: np.ndarray, rate: int, target: float, peak_ceiling_db: float = -1.0) -> tuple[float, float]:
-    """(linear gain, measured LUFS) that brings `x` to `target` LUFS without peaks above the ceiling.
+def _moving_min(x: np.ndarray, width: int) -> np.ndarray:
+    """Minimum over a centred window of `width` samples (van Herk / Gil-Werman, O(n), vectorised)."""
+    if width <= 1:
+        return x.copy()
+    half = width // 2
+    padded = np.pad(x, (half, width - half - 1), mode="edge")
+    total = -(-len(padded) // width) * width
+    blocks = np.pad(padded, (0, total - len(padded)), constant_values=np.inf).reshape(-1, width)
+    prefix = np.minimum.accumulate(blocks, axis=1).ravel()
+    suffix = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    return np.minimum(suffix[:len(x)], prefix[width - 1:width - 1 + len(x)])
 
-    Silence gets gain 1. When reaching the target would push samples above the ceiling,
-    the gain stops there: a quieter master beats a clipped one.
+
+def limiter_envelope(x: np.ndarray, rate: int, ceiling_db: float = -1.0, window_s: float = 0.012) -> np.ndarray:
+    """Per-sample gain (<= 1) that keeps `x` (samples, channels) under the ceiling, smoothly.
+
+    An offline look-ahead limiter: the gain each sample needs is held as a minimum over a
+    window and then averaged over half of it, so the envelope ramps down before a peak and
+    back up after it, and never exceeds what any sample in reach needs.
+    """
+    ceiling = 10.0 ** (ceiling_db / 20.0)
+    top = np.max(np.abs(x), axis=1) if x.ndim == 2 else np.abs(x)
+    need = np.minimum(1.0, ceiling / np.maximum(top.astype(np.float64), 1e-12))
+    if need.min() >= 1.0:
+        return np.ones(len(top))
+    width = max(3, int(round(window_s * rate)) | 1)
+    held = _moving_min(need, width)
+    average = width // 2 | 1
+    padded = np.pad(held, (average // 2, average // 2), mode="edge")
+    cumulative = np.concatenate([[0.0], np.cumsum(padded)])
+    return (cumulative[average:] - cumulative[:-average]) / average
+
+
+def normalisation_envelope(x: np.ndarray, rate: int, target: float, ceiling_db: float = -1.0,
+                           tolerance: float = 0.05) -> tuple[np.ndarray, float, float]:
+    """(per-sample gain, LUFS before, LUFS after) taking `x` to `target` with peaks under the ceiling.
+
+    Mostly one gain; where that gain would push peaks over the ceiling, the limiter's
+    envelope rides them down, and the gain is nudged until the limited result measures
+    the target. Silence gets gain 1.
     """
     measured = integrated_loudness(x, rate)
     if not math.isfinite(measured):
-        return 1.0, measured
+        return np.ones(len(x)), measured, measured
     gain = 10.0 ** ((target - measured) / 20.0)
-    top = float(np.max(np.abs(x))) if x.size else 0.0
-    if top > 0:
-        gain = min(gain, 10.0 ** (peak_ceiling_db / 20.0) / top)
-    return gain, measured
+    achieved = measured
+    for _attempt in range(4):
+        envelope = gain * limiter_envelope(x * gain, rate, ceiling_db)
+        achieved = integrated_loudness(x * envelope[:, None], rate)
+        if abs(achieved - target) <= tolerance:
+            break
+        gain *= 10.0 ** ((target - achieved) / 20.0)
+    return envelope, measured, achieved

@@ -1,6 +1,6 @@
 """Editorial timelines of the cut through OpenTimelineIO: .otio, FCP 7 XML, FCPXML, CMX 3600 EDL.
 
-One video track of the shots' own media (build/shots/<id>/shot.mp4, project-relative),
+One video track of the shots' own media (build/shots/<id>.mp4, project-relative),
 trimmed to what the film shows, with an OTIO Transition (SMPTE dissolve, or a wipe)
 where scenes cross. A transition sits centred on its cut point, and OTIO reads the
 media on both sides of the cut as handles:
@@ -34,7 +34,7 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "xml": ("fcp_xml", "xml", "otio-fcp-adapter"),
     "edl": ("cmx_3600", "edl", "otio-cmx3600-adapter"),
 }
-MEDIA = "build/shots/{id}/shot.mp4"
+MEDIA = "build/shots/{id}.mp4"  # where the build view shows each shot.mp4
 
 
 def _otio():
