@@ -167,6 +167,8 @@ def environment() -> Any:
         __slots__ = ()
 
         def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+            if self._undefined_exception is SecurityError:  # the sandbox hid an unsafe attribute
+                raise SecurityError(self._undefined_hint)
             raise Error(self._undefined_name, self._undefined_obj)
 
     # StrictUndefined binds its operators to the base class's function at class creation;
