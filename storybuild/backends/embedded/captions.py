@@ -9,8 +9,8 @@ export's filter graph overlays that one stream on the picture.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -19,14 +19,19 @@ from storybuild.backends.embedded import subtitles
 FONT = Path(__file__).resolve().parents[2] / "fonts" / "DejaVuSans.ttf"
 
 
-@lru_cache(maxsize=32)
+# Actions run on worker threads, and a FreeType face is not safe to share between
+# threads, so each thread keeps its own faces.
+_faces = threading.local()
+
+
 def font(size: int):
     """DejaVu Sans at `size` px (Pillow's built-in font if the bundled file is missing)."""
     from PIL import ImageFont
 
-    if FONT.is_file():
-        return ImageFont.truetype(str(FONT), size)
-    return ImageFont.load_default(size)
+    cache = _faces.__dict__.setdefault("by_size", {})
+    if size not in cache:
+        cache[size] = ImageFont.truetype(str(FONT), size) if FONT.is_file() else ImageFont.load_default(size)
+    return cache[size]
 
 
 @dataclass(frozen=True)
