@@ -164,6 +164,11 @@ def remove_background(ctx, i):
     return ((luminance > np.median(luminance)).astype(np.float32),), None
 
 
+@node("InvertMask")
+def invert_mask(ctx, i):
+    return (1.0 - i["mask"],), None
+
+
 @node("JoinImageWithAlpha")
 def join_alpha(ctx, i):
     images, alpha = i["image"], i["alpha"]
@@ -342,7 +347,9 @@ def generic(spec, inputs: dict[str, Any]) -> tuple[Any, ...]:
             outputs.append(same_name)
             continue
         match = next((v for v in inputs.values() if _kind_of(v) == out_type), None)
-        if match is not None:
+        if match is not None and out_type == "LATENT" and "width" in inputs and "height" in inputs:
+            outputs.append({**match, "width": int(inputs["width"]), "height": int(inputs["height"])})  # resized
+        elif match is not None:
             outputs.append(match)
         elif out_type == "LATENT":
             outputs.append(latent_from(inputs))

@@ -179,15 +179,18 @@ class Binder:
                 names |= set((raw.get("input", {}) or {}).get(section, {}) or {})
         return names
 
+    def input_known(self, binding: BindingSpec, node_id: str) -> bool:
+        """Whether the bound node has the input; records a problem naming its inputs if not."""
+        known = self.declared_inputs(node_id)
+        if binding.input in known:
+            return True
+        self.problem(f"binding for '{binding.param}': node #{node_id} ({self.prompt[node_id].get('class_type')}) "
+                     f"has no input {binding.input!r}", binding, f"its inputs: {', '.join(sorted(known)) or 'none'}")
+        return False
+
     def set(self, binding: BindingSpec, value: Any) -> None:
         node_id = self.node(binding)
-        if node_id is None:
-            return
-        known = self.declared_inputs(node_id)
-        if binding.input not in known:
-            node = self.prompt[node_id]
-            self.problem(f"binding for '{binding.param}': node #{node_id} ({node.get('class_type')}) has no input "
-                         f"{binding.input!r}", binding, f"its inputs: {', '.join(sorted(known)) or 'none'}")
+        if node_id is None or not self.input_known(binding, node_id):
             return
         # A list would be read as a link by the server (T28): wrap it.
         self.prompt[node_id]["inputs"][binding.input] = {"__value__": value} if isinstance(value, list) else value
@@ -297,6 +300,17 @@ def bind(prompt: Mapping[str, Any], bindings: Iterable[Any], values: Mapping[str
     if output_ids and all(output_ids):
         prune(binder.prompt, [o for o in output_ids if o])
     return binder.prompt
+
+
+def check_bindings(prompt: Mapping[str, Any], bindings: Iterable[Any], *, what: str = "workflow",
+                   loc: SourceLoc | None = None, object_info: Mapping[str, Any] | None = None) -> list[Diagnostic]:
+    """Every binding that addresses no node, an ambiguous title, or an input the node lacks."""
+    binder = Binder(prompt, what=what, loc=loc, object_info=object_info)
+    for spec in (BindingSpec.read(raw) for raw in bindings):
+        node_id = binder.node(spec)
+        if node_id is not None and spec.param != "loras":  # a LoRA chain hangs off the loader's outputs
+            binder.input_known(spec, node_id)
+    return binder.problems
 
 
 def referenced_models(prompt: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,108 @@
+"""What the CLI asks of ComfyUI: models per server, workflow checks, job statistics.
+
+    storybuild models                → list_models(manifest.backends.comfyui)
+    storybuild validate --backends   → validate_workflows(manifest)
+    storybuild stats                 → stats(records from the state DB)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from storybuild.backends.comfyui import registry
+from storybuild.backends.comfyui.backend import read_config, servers_of
+from storybuild.backends.comfyui.nodespec import MODEL_INPUTS
+from storybuild.backends.comfyui.planning import cached_object_info, project_file
+from storybuild.backends.comfyui.records import stats  # noqa: F401  (re-exported for the CLI)
+from storybuild.backends.comfyui.validate import validate_workflow
+from storybuild.backends.comfyui.workflow import BindingSpec, check_bindings, load_workflow
+from storybuild.errors import BackendError, Diagnostic, ManifestError, Severity
+from storybuild.model import Manifest
+
+
+def list_models(config: Any, *, errors: list[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """Every server's model files by folder; unreachable servers are left empty (see `errors`)."""
+    from storybuild.backends.comfyui.client import ComfyClient
+
+    result: dict[str, dict[str, list[str]]] = {}
+    settings = read_config(config)
+    for server in servers_of(settings):
+        client = ComfyClient(server.url, timeout=min(float(settings.get("timeout") or 30.0), 30.0))
+        result[server.url] = {}
+        try:
+            for folder in client.model_folders():
+                names = client.models(folder)
+                if names:
+                    result[server.url][folder] = sorted(names)
+        except BackendError as exc:
+            if errors is not None:
+                errors.append(exc.message)
+        finally:
+            client.close()
+    return result
+
+
+def _live_object_info(manifest: Manifest, problems: list[Diagnostic]) -> dict[str, dict[str, Any]]:
+    from storybuild.backends.comfyui.client import ComfyClient
+
+    infos: dict[str, dict[str, Any]] = {}
+    for server in manifest.backends.comfyui.servers:
+        client = ComfyClient(server.url, timeout=30.0)
+        try:
+            infos[server.url] = client.object_info()
+        except BackendError as exc:
+            problems.append(Diagnostic(f"cannot check workflows against {server.url}: {exc.message}",
+                                       manifest.loc_of("backends.comfyui.servers"), severity=Severity.WARNING,
+                                       code="server_unreachable"))
+        finally:
+            client.close()
+    return infos
+
+
+def _declared_models(manifest: Manifest) -> dict[str, list[str]] | None:
+    """Models the configuration says the servers have (file names, in any folder)."""
+    names = sorted({name for server in manifest.backends.comfyui.servers for name in server.models})
+    return {folder: names for folder in set(MODEL_INPUTS.values())} if names else None
+
+
+def validate_workflows(manifest: Manifest) -> list[Diagnostic]:
+    """Check every workflow the manifest declares against object_info, without running anything.
+
+    object_info comes from `backends.comfyui.object_info` (a saved dump) when set, else
+    from each configured server. Against a dump, model files are checked only against
+    the models the servers are declared to have. A workflow passes when it is valid on
+    at least one server; otherwise the problems on the server where it came closest are
+    reported at the workflow's place in the manifest.
+    """
+    problems: list[Diagnostic] = []
+    try:
+        dump = cached_object_info(manifest)
+    except ManifestError as err:
+        return list(err.diagnostics)
+    sources = {"object_info dump": dump} if dump is not None else _live_object_info(manifest, problems)
+    if not sources:
+        return problems
+    declared_models = _declared_models(manifest) if dump is not None else None
+    for workflow_id, declared in sorted(manifest.workflows.items()):
+        template = registry.get(declared.file) if declared.file.startswith(registry.BUILTIN_PREFIX) else None
+        bindings = list(template.bindings if template else ()) + [BindingSpec.read(b) for b in declared.bindings]
+        custom_nodes = dict(template.custom_nodes) if template else {}
+        best: list[Diagnostic] | None = None
+        for info in sources.values():
+            try:
+                prompt = template.prompt() if template else load_workflow(
+                    project_file(manifest, declared.file, declared.loc), info, loc=declared.loc)
+            except ManifestError as err:
+                best = list(err.diagnostics)
+                break
+            found = check_bindings(prompt, bindings, what=f"workflow {workflow_id!r}", loc=declared.loc,
+                                   object_info=info)
+            found += validate_workflow(prompt, info, declared.loc, what=f"workflow {workflow_id!r}",
+                                       models=declared_models, custom_nodes=custom_nodes,
+                                       check_models=dump is None or declared_models is not None)
+            if best is None or len(found) < len(best):
+                best = found
+            if not found:
+                break
+        problems += best or []
+    return problems
