@@ -60,6 +60,7 @@ def load_plan(session: Session, quality: str) -> CachedPlan:
         order=order, statics=compute_statics(manifest, order),
         configs={b: dict(planner.backend_config(manifest, b)) for b in backends},
         limits=dict(manifest.backends.limits), retry=manifest.backends.retry,
+        placed={a.id: tuple(placements(a.backend, a.outputs, a.view)) for a in order},
         files=dict(hasher.fresh), locs=dict(manifest.locs))
     os.makedirs(session.store_dir, exist_ok=True)
     plancache.save(session.store_dir, quality, header, result)
@@ -105,7 +106,9 @@ class Engine:
         sources = self._sources(order, hasher)
         lock = lockfile.read(self.root)
         runs = self.db.runs()
-        cache = ActionCache(self.cas, lock, runs, self.db.cached)
+        self._views = self.db.views()
+        cache = ActionCache(self.cas, lock, runs, self.db.cached,
+                            present=(record.digest for record in self._views.values()))
         failures = {f.action: f.error for f in self.db.failures()}
         previous = {i: Previous(r.key, r.detail) for i, r in runs.items()}
         decided = plan(order, cplan.statics, sources, cache.get, previous, force=forced, failed=failures,
@@ -173,8 +176,8 @@ class Engine:
         try:
             build_id = self.db.start_build(selected, self.quality)
             writer.put(state.put_file(p, h) for p, h in hasher.trusted().items())
-            views = self.db.views()
-            recorder = BuildRecorder(cache, writer, self.view, build_id, cplan.statics, views)
+            views = self._views
+            recorder = BuildRecorder(cache, writer, self.view, build_id, cplan.statics, views, cplan.placed)
             made = {i: f.outputs for i, f in decided.fresh.items()}
             for action_id, fresh in decided.fresh.items():
                 action = by_id[action_id]
@@ -184,7 +187,8 @@ class Engine:
                     result.cached.append(action_id)
                     on_event(Event("cached", action_id, action.kind, {"cutoff": False}))
             result.up_to_date -= len(result.cached)
-            runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views, recorder.placed)
+            runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views,
+                                  cplan.placed, recorder.placed)
             executor = Executor(runner, recorder, jobs=jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
                                 on_event=on_event)
@@ -192,17 +196,18 @@ class Engine:
             result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
             result.cached += done.cached
             result.cancelled = done.cancelled
-            self._finish(by_id, lock, recorder, writer, build_id, result)
+            self._finish(by_id, lock, recorder, writer, build_id, result, cplan.placed)
         finally:
             writer.close()
         self._entries = self._stamp_entries(cplan, by_id, recorder)
 
-    def _finish(self, by_id, lock, recorder, writer: StateWriter, build_id: int, result: BuildResult) -> None:
+    def _finish(self, by_id, lock, recorder, writer: StateWriter, build_id: int, result: BuildResult,
+                placed) -> None:
         entries = {i: e for i, e in lock.items() if i in by_id}
         for action_id, (key, outputs) in recorder.results.items():
             entries[action_id] = LockEntry(key, dict(outputs))
         lockfile.write(self.root, entries)
-        live = {rel for a in by_id.values() for _, rel in placements(a.backend, a.outputs, a.view)}
+        live = {rel for pairs in placed.values() for _, rel in pairs}
         dropped = self.view.prune(dict(recorder.views), live)
         for rel in dropped:
             recorder.views.pop(rel, None)
@@ -224,8 +229,7 @@ class Engine:
             if h is not None:
                 entries.append(_entry(rel, h))
         for action_id in sorted(self.closure):
-            action = by_id[action_id]
-            for _, rel in placements(action.backend, action.outputs, action.view):
+            for _, rel in cplan.placed[action_id]:
                 record = recorder.views.get(rel)
                 if record is not None:
                     entries.append((rel, *record.stat, ""))

@@ -17,20 +17,22 @@ from storybuild.planner import Static
 from storybuild.store import state
 from storybuild.store.actions import ActionCache
 from storybuild.store.state import StateWriter, ViewRecord
-from storybuild.store.view import View, placements
+from storybuild.store.view import View
 
 
 class BuildRecorder:
     """Cache lookups and records of results, attempts, failures and placements for one build."""
 
     def __init__(self, cache: ActionCache, writer: StateWriter, view: View, build_id: int,
-                 statics: Mapping[str, Static], views: dict[str, ViewRecord]):
+                 statics: Mapping[str, Static], views: dict[str, ViewRecord],
+                 placed: Mapping[str, tuple[tuple[str, str], ...]]):
         self.cache = cache
         self.writer = writer
         self.view = view
         self.build_id = build_id
         self.statics = statics
         self.views = views  # path → record, kept current as files are placed
+        self.placements = placed  # action id → (output name, project path) pairs
         self.results: dict[str, tuple[str, Mapping[str, str]]] = {}  # action id → (key, outputs)
         self._lock = threading.Lock()
 
@@ -51,8 +53,7 @@ class BuildRecorder:
         with self._lock:
             self.results[action.id] = (key, outputs)
         # Reading self.views while workers add to it is safe: place() only gets paths.
-        placed = self.view.place(action.id, placements(action.backend, action.outputs, action.view),
-                                 outputs, self.views)
+        placed = self.view.place(action.id, self.placements[action.id], outputs, self.views)
         if placed:
             self.placed(placed)
         if previous_key == key:
@@ -74,8 +75,7 @@ class BuildRecorder:
                     "seconds": round(seconds, 3), "attempts": attempts, **extra}
             ops += [state.put_action(key, outputs, meta), state.add_produced(self.build_id, key)]
         else:
-            placed = self.view.place(action.id, placements(action.backend, action.outputs, action.view),
-                                     outputs, self.views)
+            placed = self.view.place(action.id, self.placements[action.id], outputs, self.views)
             if placed:
                 self.placed(placed)
         ops += [state.put_run(action.id, key, outputs, detail(action, self.statics[action.id], inputs)),

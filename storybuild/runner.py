@@ -23,7 +23,7 @@ from storybuild.hashing import digest_file
 from storybuild.model import Action, ActionInput, FileInput
 from storybuild.store.cas import CAS
 from storybuild.store.state import ViewRecord
-from storybuild.store.view import View, placements
+from storybuild.store.view import View
 
 
 class LazyInputs(Mapping[str, Path]):
@@ -66,6 +66,7 @@ class ActionRunner:
 
     def __init__(self, root: str | os.PathLike, scratch_root: str | os.PathLike, cas: CAS, view: View,
                  configs: Mapping[str, Mapping[str, Any]], views: Mapping[str, ViewRecord],
+                 placed: Mapping[str, tuple[tuple[str, str], ...]],
                  record: Callable[[dict[str, ViewRecord]], None], log: Callable[[str, str], None] = lambda a, line: None,
                  backend: Callable[[str], Backend] = get_backend):
         self.root = Path(root)
@@ -74,6 +75,7 @@ class ActionRunner:
         self.view = view
         self.configs = configs
         self.views = views
+        self.placements = placed
         self.record = record
         self.log = log
         self.backend = backend
@@ -97,8 +99,7 @@ class ActionRunner:
             written = backend.run(ctx) or {}
             ctx.check_cancelled()  # a backend that returned early on cancel made nothing whole
             outputs = self._ingest(action, written, out_dir)
-            placed = self.view.place(action.id, placements(action.backend, action.outputs, action.view),
-                                     outputs, self.views)
+            placed = self.view.place(action.id, self.placements[action.id], outputs, self.views)
             if placed:
                 self.record(placed)
             return Outcome(outputs, dict(ctx.extra))

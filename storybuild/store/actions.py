@@ -12,7 +12,7 @@ A result whose objects are not all in the CAS (deleted, or collected by gc) is n
 from __future__ import annotations
 
 import threading
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from storybuild.store.cas import CAS
 from storybuild.store.lockfile import LockEntry
@@ -23,8 +23,12 @@ class ActionCache:
     """Look up and remember action results for one build."""
 
     def __init__(self, cas: CAS, lock: Mapping[str, LockEntry], runs: Mapping[str, RunRecord],
-                 query: Callable[[str], Mapping[str, str] | None] = lambda key: None):
+                 query: Callable[[str], Mapping[str, str] | None] = lambda key: None,
+                 present: Iterable[str] = ()):
         self.cas = cas
+        # Digests known to be in the CAS without a stat: the objects placed in the project
+        # (gc never collects those), which are most outputs of an unchanged project.
+        self._present_digests = set(present)
         self._lock_index = {e.key: dict(e.outputs) for e in lock.values()}
         self._known = {r.key: r.outputs for r in runs.values()}
         self._query = query
@@ -48,4 +52,5 @@ class ActionCache:
             self._known[key] = dict(outputs)
 
     def _present(self, outputs: Mapping[str, str]) -> bool:
-        return all(self.cas.has(digest) for digest in outputs.values())
+        known = self._present_digests
+        return all(digest in known or self.cas.has(digest) for digest in outputs.values())

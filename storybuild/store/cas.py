@@ -28,6 +28,7 @@ class CAS:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self._prefix = os.fspath(root) + os.sep  # string joins: has() runs per output per build
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self._shards_ready = False
@@ -38,12 +39,12 @@ class CAS:
 
     def has(self, digest: str) -> bool:
         """Whether the object exists."""
-        return os.path.exists(self.root / digest[:2] / digest[2:])
+        return os.path.exists(f"{self._prefix}{digest[:2]}{os.sep}{digest[2:]}")
 
     def size(self, digest: str) -> int | None:
         """The object's size, or None when it is missing."""
         try:
-            return os.stat(self.root / digest[:2] / digest[2:]).st_size
+            return os.stat(f"{self._prefix}{digest[:2]}{os.sep}{digest[2:]}").st_size
         except FileNotFoundError:
             return None
 

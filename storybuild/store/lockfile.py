@@ -98,10 +98,14 @@ def loads(text: str) -> dict[str, LockEntry]:
             entries[target] = LockEntry(key, outputs)
 
     for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
+        body = raw.lstrip(" ")
+        if not body or body[0] == "#":
             continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        name, value = _split(raw.strip(), number)
+        indent = len(raw) - len(body)
+        if body[0] != '"' and ": " in body:  # the common case, without the general split
+            name, value = body.split(": ", 1)
+        else:
+            name, value = _split(body.rstrip(), number)
         if indent == 0:
             if name == "version":
                 version = value

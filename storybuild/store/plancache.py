@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from storybuild.hashing import FileHasher, FileStat, Hashed
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _NEVER = FileStat(-1, -1, -1)
 
 
@@ -30,6 +30,7 @@ class CachedPlan:
     configs: Mapping[str, Mapping[str, Any]]  # backend → its `backends.<name>` section
     limits: Mapping[str, int]
     retry: Any  # model.RetryPolicy
+    placed: dict = field(default_factory=dict)  # action id → ((output name, project path), …)
     files: dict[str, Hashed] = field(default_factory=dict)  # what planning read
     locs: Mapping[str, Any] | None = None  # manifest dotted path → SourceLoc (loaded on demand)
 
