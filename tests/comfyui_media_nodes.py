@@ -8,15 +8,13 @@ follow the audio's loudness, speech is a tone per syllable-ish chunk of text.
 
 from __future__ import annotations
 
-import io
 import os
 
 import imageio_ffmpeg
 import numpy as np
 import soundfile
-from PIL import Image
 
-from comfyui_nodes import NodeFailure, from_pil, node, text_hash, to_pil
+from comfyui_nodes import NodeFailure, node, text_hash, to_pil
 
 
 def _frames_to_video_file(ctx, frames: np.ndarray, fps: float, prefix: str, ext: str, codec: str) -> dict:
@@ -174,13 +172,3 @@ def face_restore(ctx, i):
     images = i["image"]
     return (np.clip(images * 1.02, 0, 1),), None
 
-
-def png_bytes(frame: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    to_pil(frame).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def read_image(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return from_pil(image)

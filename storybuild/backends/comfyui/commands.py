@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from storybuild.backends.comfyui import registry
 from storybuild.backends.comfyui.backend import read_config, servers_of
