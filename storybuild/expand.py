@@ -204,6 +204,9 @@ class _Expander:
     def resolve_look_at(self, target, where: dict, loc, shot: Shot):
         if target is None or isinstance(target, (list, tuple)):
             return list(target) if target is not None else None
+        if target in self.m.characters and target in where:
+            # The renderer aims at the character's real face once its model is loaded.
+            return {"character": target, "point": where[target]}
         if target not in where:
             self.problems.append(Diagnostic(
                 f"camera looks at {target!r}, which is not in shot {shot.id!r}", loc,

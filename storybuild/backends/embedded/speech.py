@@ -158,6 +158,19 @@ def list_voices() -> tuple[VoiceInfo, ...]:
     return tuple(VoiceInfo(v["identifier"], v["name"], tuple(v["languages"]), v["gender"]) for v in reply["voices"])
 
 
+def voice_for_language(name: str) -> str | None:
+    """The voice identifier for a language code such as "en-gb+f3" → "gmw/en+f3".
+
+    espeak_SetVoiceByName knows voice file names ("en-us") but not every language code
+    a voice declares ("en-gb" is spoken by gmw/en), which writers reasonably expect to work.
+    """
+    base, plus, variant = name.partition("+")
+    for voice in list_voices():
+        if base.lower() in voice.languages:
+            return voice.identifier + plus + variant
+    return None
+
+
 def unknown_voice_error(name: str) -> BackendError:
     """A BackendError for a voice espeak does not know, suggesting near names."""
     voices = list_voices()
@@ -191,9 +204,12 @@ def run_speech(ctx: ActionContext) -> dict[str, Path]:
 
     ctx.check_cancelled()
     ctx.progress(0.0, f"speaking as {voice.name}")
+    request = {"op": "synth", "text": text, "voice": voice.name, "rate": voice.rate,
+               "pitch": voice.pitch, "volume": voice.volume}
     try:
-        reply = call_worker({"op": "synth", "text": text, "voice": voice.name, "rate": voice.rate,
-                             "pitch": voice.pitch, "volume": voice.volume}, ctx.cancel_event)
+        reply = call_worker(request, ctx.cancel_event)
+        if reply.get("error") == "unknown_voice" and (identifier := voice_for_language(voice.name)):
+            reply = call_worker({**request, "voice": identifier}, ctx.cancel_event)
     except Cancelled:
         raise Cancelled(f"{ctx.action_id}: cancelled")
     if reply.get("error") == "unknown_voice":

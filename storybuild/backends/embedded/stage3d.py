@@ -58,6 +58,26 @@ def framed_camera(camera: Mapping[str, Any] | None, cast: Sequence[Mapping[str, 
     return cam
 
 
+def aim_at_faces(camera: Mapping[str, Any], actors: Sequence["Actor"]) -> dict:
+    """Camera params with look-at targets {"character": id, "point": p} turned into points.
+
+    The planner cannot know how tall a model is, so a look-at on a character names it and
+    the stage aims at that character's real face (just above its mouth) once models are loaded.
+    """
+    faces = {a.character: a.mouth + np.array([0.0, 0.5 * a.head_radius, 0.0]) for a in actors}
+
+    def point(target: Any) -> Any:
+        if isinstance(target, Mapping):
+            face = faces.get(str(target.get("character")))
+            return face.tolist() if face is not None else target.get("point")
+        return target
+
+    cam = dict(camera)
+    cam["look_at"] = point(cam.get("look_at"))
+    cam["keyframes"] = [{**key, "look_at": point(key.get("look_at"))} for key in cam.get("keyframes") or []]
+    return cam
+
+
 def screen_x(camera: CameraState, point: np.ndarray) -> float:
     """NDC x (-1..1) of a world point; 0 when it is behind the camera or left or right of the frame.
 
@@ -111,6 +131,7 @@ class Stage3D:
             self.actors.append(Actor(character, next_id, lin @ np.asarray(anchor.mouth) + matrix[:3, 3], forward,
                                      anchor.head_radius * scale, mouth_set_for(member.get("mouths"), inputs)))
             next_id += 1
+        self.camera_params = aim_at_faces(self.camera_params, self.actors)
         light = lighting_for(params.get("time"), params.get("background"), params.get("lighting"))
         look = params.get("look") or "shaded"
         if look not in ("shaded", "toon"):
