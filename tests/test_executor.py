@@ -1,0 +1,159 @@
+"""executor: order, parallelism, per-backend limits, retries, keep-going, cancellation, cut-off."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from storybuild.errors import BackendError, Cancelled, TransientError
+from storybuild.executor import Executor, Outcome, backoff_delay
+from storybuild.model import Action, ActionInput, Input, RetryPolicy
+from storybuild.plan import Plan, Step
+from storybuild.planner import Static
+
+FAST = RetryPolicy(max_attempts=3, backoff=0.001, max_backoff=0.002)
+
+
+def action(name, backend="fake", deps=()):
+    return Action(id=name, kind="k", backend=backend, params={},
+                  inputs=tuple(Input(d, ActionInput(d, "out")) for d in deps), outputs=("out",))
+
+
+class FakeRunner:
+    """Records calls; `behaviour[id]` is a list of exceptions to raise before succeeding."""
+
+    def __init__(self, behaviour=None, delay=0.0, outputs=None):
+        self.behaviour = {k: list(v) for k, v in (behaviour or {}).items()}
+        self.delay = delay
+        self.outputs = outputs or {}
+        self.calls, self.running, self.peak = [], {}, {}
+        self.lock = threading.Lock()
+
+    def run(self, job):
+        name, backend = job.action.id, job.action.backend
+        with self.lock:
+            self.calls.append(name)
+            self.running[backend] = self.running.get(backend, 0) + 1
+            self.peak[backend] = max(self.peak.get(backend, 0), self.running[backend])
+        try:
+            if self.delay and job.cancel_event.wait(self.delay):
+                raise Cancelled(f"{name}: cancelled")
+            errors = self.behaviour.get(name)
+            if errors:
+                raise errors.pop(0)
+            job.progress(0.5, "half")
+            return Outcome({"out": self.outputs.get(name, f"digest-{name}")}, {})
+        finally:
+            with self.lock:
+                self.running[backend] -= 1
+
+
+class FakeStore:
+    def __init__(self, cache=None):
+        self.cache = cache or {}
+        self.results, self.attempts, self.failures = {}, [], {}
+
+    def lookup(self, key):
+        return self.cache.get(key)
+
+    def succeeded(self, action, key, inputs, outputs, *, ran, seconds, attempts, extra):
+        self.results[action.id] = (key, dict(outputs), ran)
+
+    def attempted(self, action, attempt, started, seconds, outcome, error):
+        self.attempts.append((action.id, attempt, outcome))
+
+    def failed(self, action, key, error, attempts):
+        self.failures[action.id] = (error, attempts)
+
+
+def run(actions, runner, store=None, **options):
+    store = store or FakeStore()
+    statics = {a.id: Static(f"s-{a.id}", "1", None) for a in actions}
+    plan = Plan([Step(a, (), None) for a in actions])
+    events = []
+    forced = options.pop("forced", frozenset())
+    executor = Executor(runner, store, retry=options.pop("retry", FAST), on_event=events.append, **options)
+    return executor.run(plan, statics, {}, forced), store, events
+
+
+def test_dependency_order_and_events():
+    actions = [action("a"), action("b", deps=["a"]), action("c", deps=["a", "b"])]
+    runner = FakeRunner()
+    result, store, events = run(actions, runner, jobs=4)
+    assert runner.calls == ["a", "b", "c"] and result.ran == ["a", "b", "c"]
+    types = [e.type for e in events]
+    assert types[0] == "plan" and types.count("started") == 3 and types.count("finished") == 3
+    assert "progress" in types and store.results["c"][2] is True
+
+
+def test_jobs_and_per_backend_limits():
+    actions = [action(f"gpu{i}", "comfy") for i in range(4)] + [action(f"cpu{i}", "cpu") for i in range(4)]
+    runner = FakeRunner(delay=0.05)
+    result, _, _ = run(actions, runner, jobs=4, limits=lambda b: 1 if b == "comfy" else None)
+    assert len(result.ran) == 8
+    assert runner.peak["comfy"] == 1 and runner.peak["cpu"] >= 2
+
+
+def test_transient_errors_retry_with_backoff_and_permanent_ones_do_not():
+    actions = [action("flaky"), action("broken")]
+    runner = FakeRunner({"flaky": [TransientError("429"), ConnectionRefusedError("refused")],
+                         "broken": [BackendError("bad input"), BackendError("never reached")]})
+    result, store, events = run(actions, runner, jobs=1, keep_going=True)
+    assert result.ran == ["flaky"] and list(result.failed) == ["broken"]
+    assert runner.calls.count("flaky") == 3 and runner.calls.count("broken") == 1
+    assert [e.data["attempt"] for e in events if e.type == "retry"] == [1, 2]
+    assert store.failures["broken"] == ("bad input", 1)
+    assert ("flaky", 1, "transient") in store.attempts and ("flaky", 3, "ok") in store.attempts
+
+
+def test_retries_stop_at_max_attempts():
+    runner = FakeRunner({"x": [TransientError("down")] * 5})
+    result, store, _ = run([action("x")], runner, jobs=1)
+    assert runner.calls == ["x"] * 3 and store.failures["x"][1] == 3
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    policy = RetryPolicy(max_attempts=9, backoff=1.0, max_backoff=5.0)
+    assert [backoff_delay(policy, n, lambda: 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+    assert [backoff_delay(policy, n, lambda: 0.0) for n in (1, 2)] == [0.5, 1.0]
+
+
+def test_keep_going_finishes_independent_branches():
+    actions = [action("bad"), action("after", deps=["bad"]), action("other"), action("other2", deps=["other"])]
+    runner = FakeRunner({"bad": [BackendError("no")]})
+    result, _, events = run(actions, runner, jobs=1, keep_going=True)
+    assert result.ran == ["other", "other2"] and result.skipped == ["after"]
+    assert [e.data for e in events if e.type == "skipped"] == [{"because": "bad"}]
+
+
+def test_without_keep_going_nothing_new_starts_after_a_failure():
+    actions = [action("bad"), action("other"), action("other2")]
+    result, _, _ = run(actions, FakeRunner({"bad": [BackendError("no")]}), jobs=1)
+    assert result.ran == [] and result.skipped == ["other", "other2"]
+
+
+def test_cancellation_stops_scheduling_and_reaches_running_actions():
+    cancel = threading.Event()
+    actions = [action(f"a{i}") for i in range(6)]
+    runner = FakeRunner(delay=5.0)
+    threading.Timer(0.1, cancel.set).start()
+    began = time.monotonic()
+    result, _, _ = run(actions, runner, jobs=2, cancel_event=cancel)
+    assert time.monotonic() - began < 3
+    assert result.cancelled and len(runner.calls) == 2 and result.ran == []
+    assert sorted(result.skipped) == [f"a{i}" for i in range(6)]
+
+
+def test_identical_upstream_bytes_cut_off_downstream():
+    actions = [action("up"), action("down", deps=["up"])]
+    store = FakeStore()
+    runner = FakeRunner(outputs={"up": "same-bytes"})
+    from storybuild.hashing import action_key
+
+    store.cache[action_key("s-down", {"up": "same-bytes"})] = {"out": "cached-down"}
+    result, _, events = run(actions, runner, store)
+    assert result.ran == ["up"] and result.cached == ["down"]
+    assert result.outputs["down"] == {"out": "cached-down"} and store.results["down"][2] is False
+    assert any(e.type == "cached" and e.data == {"cutoff": True} for e in events)
+    forced, _, _ = run(actions, FakeRunner(outputs={"up": "same-bytes"}), store, forced=frozenset({"down"}))
+    assert forced.ran == ["up", "down"]
