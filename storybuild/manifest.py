@@ -63,11 +63,10 @@ class _Load:
     def run(self) -> tuple[Manifest | None, list[Diagnostic]]:
         from storybuild.schema import validate
 
-        merged = load_tree(self.root, self.rel, self.display,
-                           lambda doc: validate(doc.data, doc.locs) if doc.data else [])
+        merged = load_tree(self.root, self.rel, self.display, lambda doc: validate(doc.data, doc.locs))
         self.diags.extend(merged.diags)
         doc, locs = merged.data, merged.locs
-        if not doc:
+        if not doc:  # unreadable, or `{}`, which the schema has reported
             return None, _sorted(self.diags)
         if "project" not in doc:
             self.diags.append(Diagnostic("the root manifest needs a `project:` section", locs.value(()),
