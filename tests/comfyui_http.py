@@ -158,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _websocket(self, query: dict[str, str]) -> None:
         key = self.headers.get("Sec-WebSocket-Key")
-        if self.headers.get("Upgrade", "").lower() != "websocket" or not key:
+        if self.headers.get("Upgrade", "").lower() != "websocket" or not key or not self.fake.websocket_enabled:
             return self._reply(400)
         self.wfile.write(handshake_response(key))
         self.wfile.flush()

@@ -60,6 +60,7 @@ class FakeComfyUI:
         self.custom_nodes = custom_nodes
         self.http_failures: dict[str, int] = {}  # "POST /prompt" → how many 500s to answer
         self.die_after_steps: int | None = None
+        self.websocket_enabled = True  # False: refuse upgrades, as some proxies do
         self.dead = False
         self.number = 0
         self.clients: dict[str, Connection] = {}

@@ -90,6 +90,19 @@ def test_a_cached_output_deleted_on_the_server_is_made_again(server, worker, tmp
     assert fetched.files and output_files(server)  # re-run with a fresh prefix: only the save node
 
 
+def test_without_a_websocket_the_job_is_followed_by_polling(server, tmp_path):
+    server.websocket_enabled = False
+    client = ComfyClient(server.url)
+    info = object_info()
+    worker = Worker(client, lambda refresh=False: info, timeout=20, poll_interval=0.05)
+    try:
+        fetched, progress = run(worker, blur_job(), tmp_path / "a")
+    finally:
+        worker.close()
+    assert fetched.files and progress[0] == (0.0, "waiting (no WebSocket: polling)")
+    assert ("GET", "/history/" + fetched.prompt_id) in server.requests
+
+
 def test_a_changed_value_runs_again(server, worker, tmp_path):
     run(worker, blur_job(), tmp_path / "a")
     fetched, _ = run(worker, blur_job({("4", "blur_radius"): 5}), tmp_path / "b")

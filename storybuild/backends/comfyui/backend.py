@@ -71,14 +71,15 @@ def farm_for(config: Any):
     settings = read_config(config)
     servers = servers_of(settings)
     timeout = float(settings.get("timeout") or 600.0)
-    key = json.dumps([[dataclasses.asdict(s) for s in servers], timeout,
+    key = json.dumps([[dataclasses.asdict(s) for s in servers], timeout, settings.get("poll_interval"),
                       settings.get("breaker_threshold", 3), settings.get("breaker_cooldown", 30.0)], sort_keys=True)
     with _farms_lock:
         farm = _farms.get(key)
         if farm is None:
             def make_worker(slot, index: int) -> Worker:
                 client = ComfyClient(slot.url, timeout=min(timeout, 60.0))
-                return Worker(client, lambda refresh=False: slot.object_info(client, refresh), timeout=timeout)
+                return Worker(client, lambda refresh=False: slot.object_info(client, refresh), timeout=timeout,
+                              poll_interval=float(settings.get("poll_interval") or 0.5))
 
             farm = Farm(servers, make_worker, on_record=_record,
                         breaker_threshold=int(settings.get("breaker_threshold", 3)),

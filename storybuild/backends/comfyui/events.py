@@ -7,7 +7,8 @@ execution_success / execution_error / execution_interrupted → `executing {node
 Binary frames are previews (type 1: format + image; type 4: JSON metadata + image).
 
 Progress goes to the callback per node and per sampler step. A stalled socket (big
-binary frames can stall the server, API_NOTES §8.10) falls back to polling /history.
+binary frames can stall the server, API_NOTES §8.10) falls back to asking /history, and
+where no WebSocket can be opened at all, /history is polled every `poll_interval`.
 """
 
 from __future__ import annotations
@@ -165,6 +166,20 @@ class EventStream:
                 outcome.error = dict(data)
             return True
         return False
+
+    def poll(self, prompt_id: str, *, deadline: float, interval: float, progress: Callable[[float, str], None],
+             cancel: threading.Event, on_cancel: Callable[[], None]) -> Outcome:
+        """Without a WebSocket (a proxy that refuses upgrades): ask /history until the prompt ends."""
+        outcome = Outcome()
+        progress(0.0, "waiting (no WebSocket: polling)")
+        while True:
+            if cancel.wait(max(0.05, interval)):
+                on_cancel()
+                raise Cancelled(f"{self.client.url}: prompt {prompt_id} cancelled")
+            if time.monotonic() > deadline:
+                raise TransientError(f"{self.client.url}: prompt {prompt_id} did not finish in time")
+            if self._finished_in_history(prompt_id, outcome):
+                return outcome
 
     def _finished_in_history(self, prompt_id: str, outcome: Outcome) -> bool:
         entry = self.client.history(prompt_id)

@@ -77,11 +77,12 @@ class Worker:
     """One farm slot on one server: a client, its WebSocket, and the server's object_info."""
 
     def __init__(self, client: ComfyClient, object_info: Callable[[bool], Mapping[str, Any]],
-                 *, timeout: float = 600.0):
+                 *, timeout: float = 600.0, poll_interval: float = 0.5):
         self.client = client
         self.object_info = object_info  # (refresh) → the server's object_info, cached by the farm
         self.events = EventStream(client)
         self.timeout = timeout
+        self.poll_interval = poll_interval
 
     def close(self) -> None:
         self.events.close()
@@ -114,7 +115,11 @@ class Worker:
 
     def _run_once(self, job: Job, prompt: dict[str, Any], out_dir: Path, progress: Callable[[float, str], None],
                   cancel: threading.Event) -> Fetched | None:
-        self.events.connect()  # before POST /prompt, so no event is missed
+        try:
+            self.events.connect()  # before POST /prompt, so no event is missed
+            socket_open = True
+        except TransientError:
+            socket_open = False  # the HTTP side may still work: then we poll
         submission = self.client.submit(prompt, what=job.what)
         prompt_id = submission.prompt_id
 
@@ -124,9 +129,14 @@ class Worker:
             except BackendError:
                 pass  # the server is gone; nothing to take back
 
+        deadline = time.monotonic() + self.timeout
         try:
-            outcome = self.events.follow(prompt_id, prompt, deadline=time.monotonic() + self.timeout,
-                                         progress=progress, cancel=cancel, on_cancel=take_back)
+            if socket_open:
+                outcome = self.events.follow(prompt_id, prompt, deadline=deadline, progress=progress, cancel=cancel,
+                                             on_cancel=take_back)
+            else:
+                outcome = self.events.poll(prompt_id, deadline=deadline, interval=self.poll_interval,
+                                           progress=progress, cancel=cancel, on_cancel=take_back)
         except TransientError:
             take_back()
             raise
