@@ -165,6 +165,7 @@ def status(targets, path, preview) -> None:
         click.echo(f"failed ({len(failed)}):")
         for f in failed:
             first = f.error.splitlines()[0] if f.error else "error"
+            first = first.removeprefix(f"{f.action}: ")  # messages name their action; once is enough
             click.echo(f"  {f.action}: {first} ({f.attempts} attempt{'s' if f.attempts != 1 else ''})")
     failed_ids = {f.action for f in failed}
     pending = [s for s in outdated if s.action.id not in failed_ids]

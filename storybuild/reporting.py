@@ -52,8 +52,8 @@ def _indent(text: str) -> str:
 class PlainReporter:
     """Line per finished, cached, failed or retried action; summary at the end (ninja-style)."""
 
-    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
-        self.out, self.err = out, err
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+        self.out, self.err = out or sys.stdout, err or sys.stderr
         self.total = 0
         self.done = 0
 
@@ -87,8 +87,8 @@ class PlainReporter:
 class JsonReporter:
     """One JSON object per event, one per line (for tools and UIs)."""
 
-    def __init__(self, out: TextIO = sys.stdout):
-        self.out = out
+    def __init__(self, out: TextIO | None = None):
+        self.out = out or sys.stdout
 
     def __call__(self, event: Event) -> None:
         self.out.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
@@ -101,10 +101,11 @@ class JsonReporter:
 class LiveReporter:
     """A rich live display: done/total with ETA, and each running action with its progress."""
 
-    def __init__(self, out: TextIO = sys.stdout):
+    def __init__(self, out: TextIO | None = None):
         from rich.console import Console
         from rich.live import Live
 
+        out = out or sys.stdout
         self.console = Console(file=out)
         self.plain = PlainReporter(out, sys.stderr)
         self.live = Live(console=self.console, refresh_per_second=8, transient=True,
@@ -174,7 +175,7 @@ class LiveReporter:
             self._live_on = False
 
 
-def make_reporter(mode: str, out: TextIO = sys.stdout):
+def make_reporter(mode: str, out: TextIO | None = None):
     """The reporter for a mode: "json", "live" (rich, for terminals) or "plain"."""
     if mode == "json":
         return JsonReporter(out)

@@ -1,0 +1,150 @@
+"""The build commands through the CLI, on a YAML manifest of custom steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from storybuild.cli import main
+from storybuild.store.lock import ProjectLock
+
+REPO = Path(__file__).resolve().parent.parent
+
+MANIFEST = """\
+version: 1
+project:
+  title: CLI test
+steps:
+  - id: kf
+    argv: [cp, prompts/a.txt, out/kf.txt]
+    inputs: [prompts/a.txt]
+    outputs: [out/kf.txt]
+  - id: clip
+    argv: [cp, out/kf.txt, out/clip.txt]
+    inputs: [out/kf.txt]
+    outputs: [out/clip.txt]
+  - id: other
+    argv: [cp, prompts/b.txt, out/other.txt]
+    inputs: [prompts/b.txt]
+    outputs: [out/other.txt]
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "a.txt").write_text("a\n")
+    (tmp_path / "prompts" / "b.txt").write_text("b\n")
+    (tmp_path / "storybuild.yaml").write_text(MANIFEST)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_build_then_nothing_to_do(project):
+    first = cli("build", "-j", "2")
+    assert first.exit_code == 0, first.output
+    assert "ran 3, cached 0, failed 0, up to date 0" in first.output
+    assert (project / "out" / "clip.txt").read_text() == "a\n"
+    second = cli("build")
+    assert second.exit_code == 0 and second.output.startswith("nothing to do: 3 actions up to date")
+
+
+def test_json_events_one_per_line(project):
+    result = cli("build", "--json", "clip")
+    events = [json.loads(line) for line in result.output.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "plan" and kinds[-1] == "summary"
+    assert [e["action"] for e in events if e["event"] == "finished"] == ["step/kf", "step/clip"]
+    assert events[-1]["ran"] == 2 and events[-1]["status"] == "ok"
+
+
+def test_dry_run_plan_and_explain_give_reasons(project):
+    cli("build")
+    (project / "prompts" / "a.txt").write_text("changed\n")
+    for args in (["plan"], ["build", "-n"]):
+        result = cli(*args)
+        assert result.exit_code == 0
+        assert "step/kf\n  - input changed: prompts/a.txt\nstep/clip\n  - upstream step/kf runs first\n" in result.output
+        assert "2 to run, 1 up to date" in result.output
+    assert not (project / "out" / "kf.txt").read_text() == "changed\n"  # a dry run runs nothing
+    explained = cli("build", "--explain")
+    assert "  - input changed: prompts/a.txt" in explained.output and "ran 2" in explained.output
+
+
+def test_changed_argv_is_explained_with_its_manifest_line(project):
+    cli("build")
+    (project / "storybuild.yaml").write_text(MANIFEST.replace("[cp, prompts/b.txt", "[cp, -p, prompts/b.txt"))
+    result = cli("plan", "other")
+    assert "input changed: steps[2].argv" in result.output and "storybuild.yaml:" in result.output
+
+
+def test_graph_formats(project):
+    dot = cli("graph", "--format", "dot", "clip").output
+    assert '"step/kf" -> "step/clip";' in dot and "step/other" not in dot
+    mermaid = cli("graph", "--format", "mermaid").output
+    assert mermaid.startswith("flowchart LR") and "-->" in mermaid
+    doc = json.loads(cli("graph", "--format", "json").output)
+    assert doc["edges"] == [["step/kf", "step/clip"]] and len(doc["nodes"]) == 3
+
+
+def test_unknown_targets_are_usage_errors_with_suggestions(project):
+    result = CliRunner().invoke(main, ["build", "clpi"])
+    assert result.exit_code == 2
+    assert "unknown target: clpi" in result.output and "step/clip" in result.output
+
+
+def test_status_retry_after_a_failure(project):
+    (project / "storybuild.yaml").write_text(MANIFEST.replace("prompts/b.txt, out", "prompts/missing.txt, out"))
+    failed = cli("build", "-k")
+    assert failed.exit_code == 1
+    assert "FAILED step/other" in failed.output and "storybuild retry" in failed.output
+    status = cli("status")
+    assert "failed (1):\n  step/other: cp exited with status 1 (1 attempt)" in status.output
+    (project / "prompts" / "missing.txt").write_text("found\n")
+    retried = cli("retry")
+    assert retried.exit_code == 0 and "ran 1," in retried.output
+    assert cli("status").output == "everything is up to date\n"
+    assert cli("retry").output == "nothing to retry: no action failed\n"
+
+
+def test_gc_and_clean(project):
+    cli("build")
+    (project / "prompts" / "a.txt").write_text("new\n")
+    cli("build")
+    assert cli("gc").output == "removed 1 object, 0.0 MB freed\n"
+    assert cli("clean").output == "no build/ to remove\n"
+
+
+def test_no_wait_exits_with_a_clear_message(project):
+    with ProjectLock(project / ".storybuild", what="build"):
+        result = CliRunner().invoke(main, ["build", "--no-wait"])
+    assert result.exit_code == 1
+    assert "another storybuild process is using this project (pid" in result.output
+
+
+def test_manifest_errors_exit_2_with_a_location(project):
+    (project / "storybuild.yaml").write_text(MANIFEST.replace("outputs: [out/kf.txt]", "outputs: oops"))
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 2 and "storybuild.yaml:" in result.output
+
+
+def test_a_no_op_build_imports_nothing_heavy(project):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-m", "storybuild", "build"], cwd=project, env=env, check=True,
+                   capture_output=True)
+    trace = subprocess.run([sys.executable, "-X", "importtime", "-m", "storybuild", "build"], cwd=project,
+                           env=env, check=True, capture_output=True, text=True)
+    assert "nothing to do" in trace.stdout
+    imported = {line.split("|")[-1].strip() for line in trace.stderr.splitlines() if "|" in line}
+    for heavy in ("storybuild.model", "yaml", "jsonschema", "jinja2", "networkx", "rich", "sqlite3"):
+        assert heavy not in imported, heavy
