@@ -30,6 +30,8 @@ from storybuild.planner import Static
 
 # Progress events from one action are passed on at most this often (plus the last one).
 _PROGRESS_INTERVAL = 0.1
+# Frames of an unexpected exception's traceback kept in its failure message.
+_TRACE_FRAMES = 4
 
 
 @dataclass
@@ -97,10 +99,16 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """A one-paragraph message for a failure."""
+    """A message for a failure; for an unexpected exception (a bug), where it was raised."""
     if isinstance(exc, StorybuildError):
         return exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")
-    return f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (ConnectionError, TimeoutError)) or exc.__traceback__ is None:
+        return text
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)[-_TRACE_FRAMES:]
+    return text + "\n" + "".join(traceback.format_list(frames)).rstrip()
 
 
 class Executor:
