@@ -173,6 +173,7 @@ class Handler(BaseHTTPRequestHandler):
                 opcode, payload = connection.receive()
                 message = json.loads(payload) if opcode == 1 else {}
                 if message.get("type") == "feature_flags":
+                    connection.wants_metadata = bool((message.get("data") or {}).get("supports_preview_metadata"))
                     connection.send_text(json.dumps({"type": "feature_flags", "data": {
                         "supports_preview_metadata": True, "max_upload_size": 104857600}}))
         except (Closed, ValueError):

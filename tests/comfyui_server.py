@@ -187,16 +187,20 @@ class FakeComfyUI:
             "queue_remaining": self.executor.queue_remaining()}}}})
 
     def preview(self, ctx, png: bytes) -> None:
-        """A binary PREVIEW_IMAGE frame (type 1, format 2 = PNG), as SaveImageWebsocket sends."""
+        """A binary preview as SaveImageWebsocket sends it: PREVIEW_IMAGE (type 1, format 2 = PNG),
+        or PREVIEW_IMAGE_WITH_METADATA (type 4) to sockets that asked for metadata (T14, T15)."""
         item = self.executor.running
         client = item[3].get("client_id") if item else None
-        frame = (1).to_bytes(4, "big") + (2).to_bytes(4, "big") + png
+        legacy = (1).to_bytes(4, "big") + (2).to_bytes(4, "big") + png
+        meta = json.dumps({"node_id": ctx.node_id, "prompt_id": ctx.prompt_id, "display_node_id": ctx.node_id,
+                           "parent_node_id": None, "real_node_id": ctx.node_id, "image_type": "image/png"}).encode()
+        with_meta = (4).to_bytes(4, "big") + len(meta).to_bytes(4, "big") + meta + png
         targets = [client] if client else list(self.clients)
         for client_id in targets:
             connection = self.clients.get(client_id)
             if connection is not None:
                 try:
-                    connection.send_binary(frame)
+                    connection.send_binary(with_meta if connection.wants_metadata else legacy)
                 except Closed:
                     self.clients.pop(client_id, None)
 

@@ -41,6 +41,7 @@ class Connection:
         self.reader = reader  # buffered reader of the HTTP handler (may hold bytes already read)
         self.lock = threading.Lock()
         self.closed = False
+        self.wants_metadata = False  # set by a feature_flags message (supports_preview_metadata)
 
     def _send(self, opcode: int, payload: bytes) -> None:
         header = bytes([0x80 | opcode])

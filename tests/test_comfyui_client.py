@@ -103,6 +103,13 @@ def test_without_a_websocket_the_job_is_followed_by_polling(server, tmp_path):
     assert ("GET", "/history/" + fetched.prompt_id) in server.requests
 
 
+def test_pictures_sent_over_the_websocket_are_outputs_too(server, worker, tmp_path):
+    job = Job(prompt=workflow("empty_image_ws_save.json"), what="workflow 'ws'")
+    fetched, _ = run(worker, job, tmp_path / "a")
+    assert [(kind, node) for _, kind, node in fetched.files] == [("image", "31")] * 3  # batch of 3, type-4 frames
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path, _, _ in fetched.files)
+
+
 def test_a_changed_value_runs_again(server, worker, tmp_path):
     run(worker, blur_job(), tmp_path / "a")
     fetched, _ = run(worker, blur_job({("4", "blur_radius"): 5}), tmp_path / "b")

@@ -134,14 +134,20 @@ class ComfyUIBackend:
         return {"workflow": bound_workflow(params), "models": sorted(params.get("models") or ())}
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
-        from storybuild.backends.comfyui.runner import Job
-
         if ctx.kind not in OUTPUTS:
             raise BackendError(f"the comfyui backend cannot run {ctx.kind!r} actions "
                                f"(it runs {', '.join(sorted(OUTPUTS))})")
-        params = ctx.params
-        scratch = ctx.out_dir / ".comfyui"
+        scratch = ctx.out_dir / ".comfyui"  # downloads and the dialogue track; removed at the end
         scratch.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run(ctx, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run(self, ctx: ActionContext, scratch: Path) -> Mapping[str, Path]:
+        from storybuild.backends.comfyui.runner import Job
+
+        params = ctx.params
         inputs = dict(ctx.inputs)
         if ctx.kind == "lipsync" and "audio" not in inputs:
             inputs["audio"] = self._dialogue(ctx, scratch)
@@ -171,10 +177,7 @@ class ComfyUIBackend:
             if submitted.records:
                 ctx.extra["comfyui"] = {"server": submitted.records[-1].server,
                                         "attempts": [r.to_json() for r in submitted.records]}
-        try:
-            return self._outputs(ctx, fetched, values, what)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        return self._outputs(ctx, fetched, values, what)
 
     def _dialogue(self, ctx: ActionContext, scratch: Path) -> Path:
         from storybuild.backends.comfyui.speech import dialogue_track

@@ -81,6 +81,9 @@ class EventStream:
         try:
             self.ws = websocket.create_connection(self.client.ws_url(), timeout=self.connect_timeout,
                                                   enable_multithread=True)
+            # Previews then carry their prompt_id (type 4), so broadcast previews of other
+            # people's prompts (sent to every socket, T21) are never taken for ours.
+            self.ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
         except (OSError, websocket.WebSocketException) as exc:
             self.ws = None
             raise TransientError(f"{self.client.url}: cannot open the WebSocket ({type(exc).__name__})") from exc

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -44,7 +45,6 @@ class FarmJob:
     started_at: float | None = None
     attempts: int = 0
     tried: set[str] = field(default_factory=set)  # servers that failed it
-    last_error: BaseException | None = None
     records: list[JobRecord] = field(default_factory=list)  # one per attempt
 
 
@@ -104,7 +104,7 @@ class Farm:
         self.cond = threading.Condition()
         self.queue: list[FarmJob] = []
         self.closed = False
-        self.records: list[JobRecord] = []
+        self.records: deque[JobRecord] = deque(maxlen=10_000)  # the latest, for health and benchmarks
         self._ids = itertools.count(1)
         self.threads = [threading.Thread(target=self._slot_loop, args=(slot, index), daemon=True,
                                          name=f"comfy-{slot.url}-{index}")
@@ -247,7 +247,7 @@ class Farm:
             if worker is None:
                 worker = self.make_worker(slot, index)
             if slot.breaker.state != "closed" and self.probe and not self._probe(slot, worker):
-                self._requeue(job, slot, TransientError(f"{slot.url}: not answering"), count=False)
+                self._requeue(job, slot)  # the probe failed: the breaker counted it
                 continue
             try:
                 self._attempt(slot, worker, job)
@@ -272,7 +272,8 @@ class Farm:
         job.attempts += 1
         wait = job.started_at - job.queued_at if job.started_at else 0.0
         began = time.monotonic()
-        slot.running += 1
+        with self.cond:
+            slot.running += 1
         try:
             result = job.run(worker)
         except Cancelled as exc:
@@ -289,24 +290,26 @@ class Farm:
             self._finish(slot, job, wait, began, exc, None)
         else:
             slot.breaker.success()
-            slot.learn(job.workflow, time.monotonic() - began)
+            with self.cond:
+                slot.learn(job.workflow, time.monotonic() - began)
             self._finish(slot, job, wait, began, None, result)
         finally:
-            slot.running -= 1
+            with self.cond:
+                slot.running -= 1
 
     def _retry_or_fail(self, slot: ServerSlot, job: FarmJob, wait: float, began: float, exc: BaseException,
                        count: bool) -> None:
         self._record(slot, job, wait, began, exc, None)
         others = any(self._eligible(s, job) for s in self.slots if s is not slot)
         if job.attempts < self.max_attempts and not job.cancel.is_set() and (others or count):
-            self._requeue(job, slot, exc, count)
+            self._requeue(job, slot)
         else:
-            slot.failed += 1
+            with self.cond:
+                slot.failed += 1
             job.future.set_exception(exc)
 
-    def _requeue(self, job: FarmJob, slot: ServerSlot, exc: BaseException, count: bool) -> None:
+    def _requeue(self, job: FarmJob, slot: ServerSlot) -> None:
         job.tried.add(slot.url)
-        job.last_error = exc
         job.started_at = None
         job.queued_at = time.monotonic()
         with self.cond:
@@ -316,11 +319,14 @@ class Farm:
     def _finish(self, slot: ServerSlot, job: FarmJob, wait: float, began: float, exc: BaseException | None,
                 result: Any) -> None:
         self._record(slot, job, wait, began, exc, result)
+        with self.cond:
+            if exc is None:
+                slot.done += 1
+            else:
+                slot.failed += 1
         if exc is None:
-            slot.done += 1
             job.future.set_result(result)
         else:
-            slot.failed += 1
             job.future.set_exception(exc)
 
     def _record(self, slot: ServerSlot, job: FarmJob, wait: float, began: float, exc: BaseException | None,

@@ -91,6 +91,8 @@ class Worker:
     def run(self, job: Job, out_dir: Path, progress: Callable[[float, str], None],
             cancel: threading.Event) -> Fetched:
         """Run `job` here and download its outputs into `out_dir`."""
+        if cancel.is_set():
+            raise Cancelled(f"{job.what}: cancelled")
         uploads = {name: self.client.upload(path, _upload_name(path)) for name, path in job.uploads.items()}
         prompt = _fill_uploads(job.prompt, uploads)
         self._validate(job, prompt)
