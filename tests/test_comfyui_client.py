@@ -219,6 +219,22 @@ def test_cancel_interrupts_the_running_prompt(tmp_path):
         server.stop()
 
 
+def test_a_job_over_its_time_is_transient_and_taken_back(tmp_path):
+    server = FakeComfyUI(tmp_path / "server", step_seconds=0.05, models={"checkpoints": ["sd_xl_base_1.0.safetensors"]})
+    server.start()
+    client = ComfyClient(server.url)
+    worker = Worker(client, lambda refresh=False: server.object_info(), timeout=0.4)
+    try:
+        with pytest.raises(TransientError, match="did not finish in time"):
+            run(worker, Job(prompt=workflow("model_required/txt2img_checkpoint.json"), what="t2i"), tmp_path / "a")
+        time.sleep(0.3)
+        [entry] = server.executor.history.values()
+        assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    finally:
+        worker.close()
+        server.stop()
+
+
 def test_server_file_names_are_confined():
     assert safe_ref({"filename": "frame_00001_.png", "subfolder": "storybuild/ab", "type": "output"}) == \
         FileRef("frame_00001_.png", "storybuild/ab", "output")
