@@ -91,23 +91,15 @@ class LocTable(Mapping[str, SourceLoc]):
     """
 
     def __init__(self, locs: LocIndex):
-        names: dict[Path, str] = {(): ""}
-        table: dict[str, Pos] = {}
-        # Parents are recorded before their children, so each name is its parent's plus one
-        # part: linear in the number of nodes, not in their depth.
-        for source in (locs.values, locs.keys):
-            for path, pos in source.items():
-                name = names.get(path)
-                if name is None:
-                    parent = names.get(path[:-1])
-                    if parent is None:
-                        parent = dotted(path[:-1])
-                    part = path[-1]
-                    name = f"{parent}[{part}]" if type(part) is int else f"{parent}.{part}" if parent else part
-                    names[path] = name
-                table[name] = pos
-        table.pop("", None)
-        self._table = table
+        self._locs = locs
+        self._built: dict[str, Pos] | None = None
+
+    @property
+    def _table(self) -> dict[str, Pos]:
+        # Built on first use: `validate` never needs it, and a big film has many nodes.
+        if self._built is None:
+            self._built = _dotted_table(self._locs)
+        return self._built
 
     def __getitem__(self, path: str) -> SourceLoc:
         return SourceLoc(*self._table[path])
@@ -120,3 +112,24 @@ class LocTable(Mapping[str, SourceLoc]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+def _dotted_table(locs: LocIndex) -> dict[str, Pos]:
+    """Dotted path → position, keys preferred over values for mapping members."""
+    names: dict[Path, str] = {(): ""}
+    table: dict[str, Pos] = {}
+    # Parents are recorded before their children, so each name is its parent's plus one
+    # part: linear in the number of nodes, not in their depth.
+    for source in (locs.values, locs.keys):
+        for path, pos in source.items():
+            name = names.get(path)
+            if name is None:
+                parent = names.get(path[:-1])
+                if parent is None:
+                    parent = dotted(path[:-1])
+                part = path[-1]
+                name = f"{parent}[{part}]" if type(part) is int else f"{parent}.{part}" if parent else part
+                names[path] = name
+            table[name] = pos
+    table.pop("", None)
+    return table

@@ -254,3 +254,15 @@ def test_missing_manifest_and_directories(tmp_path: Path) -> None:
 def test_root_manifest_needs_a_project(tmp_path: Path) -> None:
     root = write(tmp_path, {"storybuild.yaml": "version: 1\nscenes: []\n"})
     assert messages(root) == [f"error {root}:1:1: the root manifest needs a `project:` section"]
+
+
+def test_the_complete_example_in_the_docs_is_valid(tmp_path: Path) -> None:
+    import shutil
+
+    docs = (REPO / "docs" / "manifest.md").read_text()
+    example = docs.split("## A complete example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    project = Path(shutil.copytree(EXAMPLES / "everything", tmp_path / "film"))
+    (project / "storybuild.yaml").write_text(example)
+    manifest = load_manifest(project)
+    assert [w.code for w in manifest.warnings] == ["off-screen"]
+    assert manifest.project.title == "Ada and the CLOCKWORK Market"

@@ -110,3 +110,37 @@ def test_unknown_preset_is_an_error() -> None:
 def test_preset_negative_is_read_from_the_template() -> None:
     assert preset_negative('{%- set negative = "blur" -%}{{ prompt }}') == "blur"
     assert preset_negative("{{ prompt }}, sharp") == ""
+
+
+LOOKUPS = ["{{ scene.location }}, x", "a\r\nb {{ scene.n }}\n", "{{scene.flag}} {{ scene.none }} {{ scene.lst }}\n\n",
+           "{{ characters.mara.name }}'s { brace }", "line1\n{{ scene.nope }}", "{{ nope }}",
+           "{{ scene.location.upper }}", "{{ scene.location.__class__ }}", "{{ characters.mara }}",
+           "x {{ scene.items }}", "{{ range }}", "{{ true }}", "{{- scene.location }}"]
+
+
+@pytest.mark.parametrize("text", LOOKUPS)
+def test_the_lookup_fast_path_renders_exactly_like_jinja(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import storybuild.templating as templating
+
+    context = {"scene": {"location": "the docks", "n": 1.0, "flag": True, "none": None, "lst": [1, "a"]},
+               "characters": {"mara": {"name": "Mara"}}}
+
+    def outcome() -> tuple:
+        try:
+            return ("ok", render(text, context, LOC))
+        except ManifestError as err:
+            (diag,) = err.diagnostics
+            return ("error", diag.loc, diag.message, diag.hint)
+
+    fast = outcome()
+    monkeypatch.setattr(templating, "_simple_parts", lambda text: None)
+    assert fast == outcome()
+
+
+def test_shipped_negatives_read_without_jinja_match_jinja() -> None:
+    from storybuild.templating import compile_template
+
+    for group in shipped_presets().values():
+        for preset in group.values():
+            module = compile_template(preset.template).make_module({"prompt": ""})
+            assert preset.negative == str(getattr(module, "negative", "") or ""), preset.id
