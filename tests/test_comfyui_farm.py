@@ -161,6 +161,18 @@ def test_a_queued_job_can_be_cancelled_before_a_server_takes_it(servers, tmp_pat
     assert second.records == [] and len(busy.executor.history) == 1
 
 
+def test_health_probes_stats_and_queue(servers):
+    server = servers()
+    farm = Farm([ComfyServer(server.url), ComfyServer("http://127.0.0.1:9")], make_worker)
+    try:
+        up, down = farm.health(probe=True, client_factory=lambda url: ComfyClient(url, timeout=2))
+    finally:
+        farm.close()
+    assert up["reachable"] and up["devices"][0]["type"] == "cpu" and up["queue_pending"] == 0
+    assert up["breaker"] == "closed" and up["done"] == 0
+    assert not down["reachable"] and "cannot reach" in down["error"]
+
+
 def test_jobs_no_server_can_run_are_refused_at_once(servers):
     server = servers()
     farm = Farm([ComfyServer(server.url, capabilities=("tts",))], make_worker)

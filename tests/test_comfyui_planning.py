@@ -117,7 +117,8 @@ def test_validate_workflows_against_a_saved_object_info(project):
     declared = make_manifest(project, workflows[3:], object_info_path="comfy/object_info.json",
                              models=["other.safetensors"])
     [missing] = validate_workflows(declared)
-    assert "model 'sd_xl_base_1.0.safetensors' is not installed" in missing.message
+    assert missing.message.endswith("model 'sd_xl_base_1.0.safetensors' is not installed on the server "
+                                    "(its models/checkpoints folder has other.safetensors)")
 
 
 def test_validate_workflows_and_list_models_against_live_servers(project, tmp_path):

@@ -190,14 +190,6 @@ class ComfyClient:
         self._request("POST", "/queue", json={"delete": [prompt_id]})
         self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
 
-    def interrupt(self, prompt_id: str | None = None) -> None:
-        """POST /interrupt, targeted at one prompt (ignored by the server unless it is running)."""
-        self._request("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
-
-    def free(self, *, unload_models: bool = False) -> None:
-        """POST /free: empty the executor's caches (and optionally unload models)."""
-        self._request("POST", "/free", json={"unload_models": unload_models, "free_memory": True})
-
     def ws_url(self) -> str:
         base = "wss://" + self.url[len("https://"):] if self.url.startswith("https://") else \
             "ws://" + self.url[len("http://"):]

@@ -64,7 +64,6 @@ class Fetched:
 
     files: list[tuple[Path, str, str]] = field(default_factory=list)  # (path, kind, node id)
     texts: list[str] = field(default_factory=list)
-    animated: bool = False
     cached: bool = False  # served entirely from the server's cache
     prompt_id: str = ""
     server_seconds: float | None = None
@@ -184,8 +183,6 @@ class Worker:
         return fetched
 
     def _fetch_node(self, node_id: str, ui: Mapping[str, Any], fetched: Fetched, out_dir: Path) -> None:
-        if any(ui.get("animated") or []):
-            fetched.animated = True
         fetched.texts += [str(t) for t in ui.get("text") or []]
         for ref in _references(ui, self.client.url):
             ext = Path(ref.filename).suffix.lower()

@@ -258,13 +258,15 @@ class _Checker:
             return
         if input_spec.choices is not None:
             choices = list(input_spec.choices)
+            config = input_spec.config
             folder = model_folder(spec.name, name)
             if folder is not None and self.models is not None:
                 choices = sorted(set(choices) | set(self.models.get(folder, ())))
+                config = [choices, dict(input_spec.options)]  # what this server has, not the dump's day
             if value not in choices:
                 shown = f"(list of length {len(choices)})" if len(choices) > 20 else str(choices)
                 errors.append(_error("value_not_in_list", "Value not in list", f"{name}: '{value}' not in {shown}",
-                                     {"input_name": name, "input_config": None if len(choices) > 20 else input_spec.config,
+                                     {"input_name": name, "input_config": None if len(choices) > 20 else config,
                                       "received_value": value}))
 
     def _check_file(self, spec: NodeClass, name: str, value: Any, errors: list[dict[str, Any]]) -> None:
