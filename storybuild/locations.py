@@ -58,21 +58,6 @@ class LocIndex:
         pos = self.texts.get(tuple(path))
         return SourceLoc(*pos) if pos else self.value(path)
 
-    def update(self, other: "LocIndex") -> None:
-        """Add every location of `other` (paths already rewritten by the caller)."""
-        self.values.update(other.values)
-        self.keys.update(other.keys)
-        self.texts.update(other.texts)
-
-    def moved(self, old: Path, new: Path) -> "LocIndex":
-        """The locations under `old`, re-keyed to sit under `new`."""
-        cut = len(old)
-
-        def move(table: dict[Path, Pos]) -> dict[Path, Pos]:
-            return {new + p[cut:]: pos for p, pos in table.items() if p[:cut] == old}
-
-        return LocIndex(move(self.values), move(self.keys), move(self.texts))
-
 
 def _nearest(table: dict[Path, Pos], path: Path) -> SourceLoc | None:
     while True:

@@ -45,9 +45,11 @@ class ModelBuilder:
         self.doc, self.locs, self.rendered, self.root = doc, locs, rendered, root
 
     def loc(self, path: Path):
+        """Where the entry at `path` is written (its key, for mapping members)."""
         return self.locs.key(path)
 
     def text(self, path: Path, raw: Any, default: str = "") -> str:
+        """The text at `path`: rendered if it was a template, else as written."""
         return self.rendered.get(path, raw if isinstance(raw, str) else default)
 
     def build(self, file: str, files: tuple[str, ...], presets: dict[str, dict[str, Preset]]) -> Manifest:
@@ -72,6 +74,7 @@ class ModelBuilder:
     # ----------------------------------------------------------------- project and cast
 
     def project(self, p: dict) -> Project:
+        """The `project` section."""
         width, height = p.get("resolution", [640, 360])
         preview = p.get("preview", {})
         return Project(
@@ -82,6 +85,7 @@ class ModelBuilder:
             loc=self.loc(("project",)))
 
     def character(self, cid: str, c: dict) -> Character:
+        """One character and its voice."""
         path = ("characters", cid)
         personality = c.get("personality", {})
         v = c.get("voice", {})
@@ -100,6 +104,7 @@ class ModelBuilder:
             loc=self.loc(path), path=dotted(path))
 
     def asset(self, aid: str, a: dict) -> Asset:
+        """One asset."""
         path = ("assets", aid)
         return Asset(
             id=aid, path=_norm(a["path"]), kind=AssetKind(a["kind"]), scale=float(a.get("scale", 1.0)),
@@ -109,10 +114,12 @@ class ModelBuilder:
     # ----------------------------------------------------------------- scenes
 
     def placement(self, path: Path, p: dict) -> Placement:
+        """A character or model placed in a set, cast or props list."""
         return Placement(ref=p["ref"], position=_vec(p.get("position")), facing=float(p.get("facing", 0.0)),
                          scale=float(p.get("scale", 1.0)), loc=self.loc(path))
 
     def cue(self, path: Path, c: dict | None) -> AudioCue | None:
+        """A scene's music or ambience cue."""
         if c is None:
             return None
         return AudioCue(asset=c["asset"], volume=float(c.get("volume", 1.0)), duck=float(c.get("duck", 1.0)),
@@ -120,6 +127,7 @@ class ModelBuilder:
                         start=float(c.get("start", 0.0)), loc=self.loc(path))
 
     def scene(self, index: int, s: dict) -> Scene:
+        """One scene and its shots."""
         path = ("scenes", index)
         transition = s.get("transition", {})
         return Scene(
@@ -133,6 +141,7 @@ class ModelBuilder:
             loc=self.loc(path), path=dotted(path))
 
     def shot(self, path: Path, s: dict) -> Shot:
+        """One shot."""
         lipsync = s.get("lipsync", "embedded")
         method, workflow = (lipsync, None) if isinstance(lipsync, str) else (lipsync["method"], lipsync.get("workflow"))
         duration = s.get("duration")
@@ -153,6 +162,7 @@ class ModelBuilder:
             loc=self.loc(path), path=dotted(path))
 
     def camera(self, path: Path, c: dict) -> Camera:
+        """A shot's camera, its move and keyframes."""
         m = c.get("move", {})
         move = Move(type=MoveType(m.get("type", "static")), distance=float(m.get("distance", 0.0)),
                     angle=float(m.get("angle", 0.0)),
@@ -167,6 +177,7 @@ class ModelBuilder:
                       look_at=_look_at(c.get("look_at")), move=move, keyframes=keys, loc=self.loc(path))
 
     def picture(self, path: Path, p: dict) -> Picture:
+        """Where a shot's picture comes from."""
         kb = p.get("ken_burns")
         ken_burns = None if kb is None else KenBurns(
             zoom_from=float(kb.get("zoom_from", 1.0)), zoom_to=float(kb.get("zoom_to", 1.15)),
@@ -179,6 +190,7 @@ class ModelBuilder:
             loc=self.loc(path))
 
     def line(self, path: Path, line: dict) -> Line:
+        """One line of dialogue."""
         return Line(character=line["character"], text=self.text(path + ("text",), line["text"]),
                     emotion=line.get("emotion", "neutral"), offset=float(line.get("offset", 0.0)),
                     lipsync=line.get("lipsync"), loc=self.loc(path), path=dotted(path))
@@ -186,6 +198,7 @@ class ModelBuilder:
     # ----------------------------------------------------------------- the rest
 
     def workflow(self, wid: str, w: dict) -> Workflow:
+        """One workflow and its bindings."""
         path = ("workflows", wid)
         file = w["file"] if w["file"].startswith("builtin:") else _norm(w["file"])
         return Workflow(
@@ -196,6 +209,7 @@ class ModelBuilder:
             loc=self.loc(path))
 
     def export(self, index: int, e: dict) -> Export:
+        """One export."""
         return Export(
             id=e["id"], preset=e.get("preset", "landscape"), reframe=Reframe(e.get("reframe", "center")),
             subtitles=tuple(e.get("subtitles", ())), burn_captions=bool(e.get("burn_captions", False)),
@@ -204,12 +218,14 @@ class ModelBuilder:
             loc=self.loc(("exports", index)))
 
     def step(self, index: int, s: dict) -> Step:
+        """One custom command step."""
         path = ("steps", index)
         return Step(id=s["id"], argv=tuple(s["argv"]), inputs=tuple(_norm(p) for p in s.get("inputs", ())),
                     outputs=tuple(_norm(p) for p in s.get("outputs", ())), env=dict(s.get("env", {})),
                     loc=self.loc(path), path=dotted(path))
 
     def backends(self, b: dict) -> Backends:
+        """The `backends` section (defaults when absent)."""
         comfy, retry = b.get("comfyui", {}), b.get("retry", {})
         servers = tuple(
             ComfyServer(url=s["url"].rstrip("/"), concurrency=int(s.get("concurrency", 1)),

@@ -28,9 +28,13 @@ UPDATE = bool(os.environ.get("STORYBUILD_UPDATE_GOLDENS"))
 
 
 def run(*args: str, cwd: Path | None = None):
-    """Invoke the CLI in-process; chdir happens through -C so nothing leaks between tests."""
+    """Invoke the CLI in-process with `-C cwd`, restoring the working directory after."""
     argv = (["-C", str(cwd)] if cwd else []) + list(args)
-    return CliRunner().invoke(main, argv, catch_exceptions=False)
+    before = os.getcwd()
+    try:
+        return CliRunner().invoke(main, argv, catch_exceptions=False)
+    finally:
+        os.chdir(before)
 
 
 def check_golden(case: Path, output: str) -> None:
