@@ -81,9 +81,7 @@ def _has_alpha(path: Path) -> bool:
     from PIL import Image
 
     with Image.open(path) as image:
-        if "A" not in image.getbands():
-            return False
-        return image.getchannel("A").getextrema() != (255, 255)
+        return "A" in image.getbands() or "transparency" in image.info
 
 
 def write_clip(fetched: Fetched, out: Path, fps: float | None, what: str, *,
