@@ -33,15 +33,18 @@ BINDABLE = {"prompt", "negative", "seed", "steps", "cfg", "sampler", "scheduler"
 _BINDABLE_GROUPS = ("extra.", "controlnet.", "ipadapter.")
 
 
-def _d(value: Any) -> dict:
+def as_dict(value: Any) -> dict:
+    """`value` if it is a mapping, else an empty one (the schema reported the wrong type)."""
     return value if isinstance(value, dict) else {}
 
 
-def _l(value: Any) -> list:
+def as_list(value: Any) -> list:
+    """`value` if it is a list, else an empty one."""
     return value if isinstance(value, list) else []
 
 
-def _s(value: Any) -> str | None:
+def as_str(value: Any) -> str | None:
+    """`value` if it is text, else None."""
     return value if isinstance(value, str) else None
 
 
@@ -73,23 +76,23 @@ class CrossChecker:
         self.check_files = check_files
         self.confine = Confiner(root)
         self.diags = DiagnosticList()
-        self.characters = _d(doc.get("characters"))
-        self.assets = _d(doc.get("assets"))
-        self.workflows = _d(doc.get("workflows"))
+        self.characters = as_dict(doc.get("characters"))
+        self.assets = as_dict(doc.get("assets"))
+        self.workflows = as_dict(doc.get("workflows"))
 
     def run(self) -> DiagnosticList:
         """Run every check."""
-        self._look(("project", "look"))
+        self.check_look(("project", "look"))
         for cid, character in self.characters.items():
-            self._character(("characters", cid), _d(character))
+            self._character(("characters", cid), as_dict(character))
         for aid, asset in self.assets.items():
-            self._asset(("assets", aid), _d(asset))
+            self._asset(("assets", aid), as_dict(asset))
         for wid, workflow in self.workflows.items():
-            self._workflow(("workflows", wid), _d(workflow))
+            self._workflow(("workflows", wid), as_dict(workflow))
         self._unique("exports", "export")
         self._steps()
-        comfy = _d(_d(self.doc.get("backends")).get("comfyui"))
-        if _s(comfy.get("object_info")):
+        comfy = as_dict(as_dict(self.doc.get("backends")).get("comfyui"))
+        if as_str(comfy.get("object_info")):
             self._file(("backends", "comfyui", "object_info"), comfy["object_info"], must_exist=True)
         return self.diags
 
@@ -105,9 +108,9 @@ class CrossChecker:
         """Report a warning at the value at `path` (or at its key, with `at_key`)."""
         self.diags.warning(message, self.locs.key(path) if at_key else self.locs.value(path), hint, code)
 
-    def _ref(self, path: Path, value: Any, table: dict, noun: str, kinds: tuple[str, ...] = ()) -> bool:
+    def ref(self, path: Path, value: Any, table: dict, noun: str, kinds: tuple[str, ...] = ()) -> bool:
         """Check that `value` names an entry of `table` (of one of `kinds`, for assets)."""
-        ref = _s(value)
+        ref = as_str(value)
         if ref is None:
             return False
         if ref not in table:
@@ -115,11 +118,11 @@ class CrossChecker:
             self.error(path, f"unknown {what} '{ref}'", did_you_mean(ref, table) or self._define_hint(what))
             return False
         if kinds:
-            kind = _d(table[ref]).get("kind")
+            kind = as_dict(table[ref]).get("kind")
             if isinstance(kind, str) and kind not in kinds:
                 wanted = " or ".join(kinds)
                 self.error(path, f"asset '{ref}' is a {kind} asset; {noun} needs {wanted}",
-                           did_you_mean(ref, [a for a, v in self.assets.items() if _d(v).get("kind") in kinds]),
+                           did_you_mean(ref, [a for a, v in self.assets.items() if as_dict(v).get("kind") in kinds]),
                            "asset-kind")
                 return False
         return True
@@ -129,17 +132,20 @@ class CrossChecker:
         section = {"character": "characters", "workflow": "workflows", "asset": "assets"}.get(noun)
         return f"define it under `{section}:`" if section else None
 
-    def _asset_ref(self, path: Path, value: Any, noun: str, kinds: tuple[str, ...]) -> bool:
-        return self._ref(path, value, self.assets, noun, kinds)
+    def asset_ref(self, path: Path, value: Any, noun: str, kinds: tuple[str, ...]) -> bool:
+        """Check that `value` names an asset of one of `kinds`."""
+        return self.ref(path, value, self.assets, noun, kinds)
 
-    def _look(self, path: Path) -> None:
-        for category, preset in _d(self._get(path)).items():
+    def check_look(self, path: Path) -> None:
+        """Check that the look at `path` names known presets."""
+        for category, preset in as_dict(self.get(path)).items():
             if isinstance(preset, str) and category in self.presets and preset not in self.presets[category]:
                 self.error(path + (category,), f"unknown {category} preset '{preset}'",
                            did_you_mean(preset, self.presets[category]) or
                            f"{category} presets: {', '.join(sorted(self.presets[category]))}")
 
-    def _get(self, path: Path) -> Any:
+    def get(self, path: Path) -> Any:
+        """The raw value at `path`, or None where the document has another shape."""
         node: Any = self.doc
         for part in path:
             if isinstance(node, dict) and isinstance(part, str):
@@ -166,11 +172,12 @@ class CrossChecker:
 
     def _unique(self, section: str, noun: str) -> None:
         seen: dict[str, int] = {}
-        for index, item in enumerate(_l(self.doc.get(section))):
-            self._unique_id(seen, (section, index), _d(item), noun)
+        for index, item in enumerate(as_list(self.doc.get(section))):
+            self.unique_id(seen, (section, index), as_dict(item), noun)
 
-    def _unique_id(self, seen: dict[str, Any], path: Path, item: dict, noun: str) -> None:
-        item_id = _s(item.get("id"))
+    def unique_id(self, seen: dict[str, Any], path: Path, item: dict, noun: str) -> None:
+        """Report `item`'s id if `seen` (id → path of its first use) has it; else record it."""
+        item_id = as_str(item.get("id"))
         if item_id is None:
             return
         if item_id in seen:
@@ -185,23 +192,23 @@ class CrossChecker:
 
     def _character(self, path: Path, character: dict) -> None:
         if "model" in character:
-            self._asset_ref(path + ("model",), character["model"], "a character model", ("model",))
-        for index, ref in enumerate(_l(character.get("references"))):
-            self._asset_ref(path + ("references", index), ref, "a reference image", ("image",))
-        mouths = _s(character.get("mouths"))
+            self.asset_ref(path + ("model",), character["model"], "a character model", ("model",))
+        for index, ref in enumerate(as_list(character.get("references"))):
+            self.asset_ref(path + ("references", index), ref, "a reference image", ("image",))
+        mouths = as_str(character.get("mouths"))
         if mouths is not None and mouths not in _BUILTIN_MOUTHS:
             if mouths in self.assets:
-                self._asset_ref(path + ("mouths",), mouths, "a mouth set", ("mouths",))
+                self.asset_ref(path + ("mouths",), mouths, "a mouth set", ("mouths",))
             else:
                 self.error(path + ("mouths",), f"unknown mouth set '{mouths}'",
                            did_you_mean(mouths, [*_BUILTIN_MOUTHS, *self.assets]) or
                            "use 'default' or the id of a `mouths` asset")
-        voice = _d(character.get("voice"))
+        voice = as_dict(character.get("voice"))
         if "workflow" in voice:
-            self._ref(path + ("voice", "workflow"), voice["workflow"], self.workflows, "workflow")
+            self.ref(path + ("voice", "workflow"), voice["workflow"], self.workflows, "workflow")
 
     def _asset(self, path: Path, asset: dict) -> None:
-        rel, kind = _s(asset.get("path")), _s(asset.get("kind"))
+        rel, kind = as_str(asset.get("path")), as_str(asset.get("kind"))
         if rel is None:
             return
         clean = self._file(path + ("path",), rel, must_exist=True, directory=kind == "mouths")
@@ -211,7 +218,7 @@ class CrossChecker:
             (self.error if severity == "error" else self.warning)(path + ("path",), message, hint, "asset-format")
 
     def _workflow(self, path: Path, workflow: dict) -> None:
-        file = _s(workflow.get("file"))
+        file = as_str(workflow.get("file"))
         if file is not None and file.startswith("builtin:"):
             shipped = shipped_workflows()
             name = file[len("builtin:"):]
@@ -223,7 +230,7 @@ class CrossChecker:
             if clean is not None and not clean.endswith(".json"):
                 self.error(path + ("file",), f"workflow file '{file}' is not a .json file",
                            "export the workflow from ComfyUI (Save, or Export (API))", "asset-format")
-        for param in _d(workflow.get("bindings")):
+        for param in as_dict(workflow.get("bindings")):
             if isinstance(param, str) and not param.startswith(_BINDABLE_GROUPS) and param not in BINDABLE:
                 self.warning(path + ("bindings", param), f"'{param}' is not a parameter storybuild provides; "
                              "the binding will receive nothing",
@@ -233,11 +240,11 @@ class CrossChecker:
     def _steps(self) -> None:
         seen: dict[str, Any] = {}
         produced: dict[str, Path] = {}
-        steps = [(index, _d(step)) for index, step in enumerate(_l(self.doc.get("steps")))]
+        steps = [(index, as_dict(step)) for index, step in enumerate(as_list(self.doc.get("steps")))]
         for index, step in steps:
             path = ("steps", index)
-            self._unique_id(seen, path, step, "step")
-            for n, output in enumerate(_l(step.get("outputs"))):
+            self.unique_id(seen, path, step, "step")
+            for n, output in enumerate(as_list(step.get("outputs"))):
                 if not isinstance(output, str):
                     continue
                 clean = self._file(path + ("outputs", n), output, must_exist=False)
@@ -255,7 +262,7 @@ class CrossChecker:
                 else:
                     produced[clean] = path + ("outputs", n)
         for index, step in steps:
-            for n, item in enumerate(_l(step.get("inputs"))):
+            for n, item in enumerate(as_list(step.get("inputs"))):
                 if not isinstance(item, str):
                     continue
                 clean = self._file(("steps", index, "inputs", n), item, must_exist=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storybuild.checks import CrossChecker, _d, _l, _s, did_you_mean
+from storybuild.checks import CrossChecker, as_dict, as_list, as_str, did_you_mean
 from storybuild.locations import Path
 
 _AUDIO_KINDS = {"ambience": ("ambience", "audio"), "music": ("music", "audio")}
@@ -21,27 +21,27 @@ def check_scenes(c: CrossChecker) -> None:
     """Check every scene and shot of the document."""
     scene_ids: dict[str, Any] = {}
     shot_ids: dict[str, Any] = {}
-    has_servers = bool(_l(_d(_d(c.doc.get("backends")).get("comfyui")).get("servers")))
-    for index, scene in enumerate(_l(c.doc.get("scenes"))):
-        scene = _d(scene)
+    has_servers = bool(as_list(as_dict(as_dict(c.doc.get("backends")).get("comfyui")).get("servers")))
+    for index, scene in enumerate(as_list(c.doc.get("scenes"))):
+        scene = as_dict(scene)
         path: Path = ("scenes", index)
-        c._unique_id(scene_ids, path, scene, "scene")
-        c._look(path + ("look",))
+        c.unique_id(scene_ids, path, scene, "scene")
+        c.check_look(path + ("look",))
         for cue, kinds in _AUDIO_KINDS.items():
             if isinstance(scene.get(cue), dict) and "asset" in scene[cue]:
-                c._asset_ref(path + (cue, "asset"), scene[cue]["asset"], f"scene {cue}", kinds)
+                c.asset_ref(path + (cue, "asset"), scene[cue]["asset"], f"scene {cue}", kinds)
         set_refs = _placements(c, path + ("set",), scene.get("set"), "props")
-        for n, shot in enumerate(_l(scene.get("shots"))):
+        for n, shot in enumerate(as_list(scene.get("shots"))):
             shot_path = path + ("shots", n)
-            c._unique_id(shot_ids, shot_path, _d(shot), "shot")
-            _shot(c, shot_path, _d(shot), set_refs, has_servers)
+            c.unique_id(shot_ids, shot_path, as_dict(shot), "shot")
+            _shot(c, shot_path, as_dict(shot), set_refs, has_servers)
 
 
 def _placements(c: CrossChecker, path: Path, items: Any, role: str) -> set[str]:
     """Check a cast (`role` "cast": characters) or set/props (model assets); returns the refs."""
     refs: set[str] = set()
-    for index, item in enumerate(_l(items)):
-        ref = _s(_d(item).get("ref"))
+    for index, item in enumerate(as_list(items)):
+        ref = as_str(as_dict(item).get("ref"))
         if ref is None:
             continue
         where = path + (index, "ref")
@@ -53,44 +53,44 @@ def _placements(c: CrossChecker, path: Path, items: Any, role: str) -> set[str]:
             if ref not in c.characters and ref in c.assets:
                 c.error(where, f"'{ref}' is an asset, not a character", "put models under `props:`")
             else:
-                c._ref(where, ref, c.characters, "character")
+                c.ref(where, ref, c.characters, "character")
         elif ref in c.characters and ref not in c.assets:
             c.error(where, f"'{ref}' is a character; characters go in a shot's `cast:`", None)
         else:
-            c._asset_ref(where, ref, "a placed prop", ("model",))
+            c.asset_ref(where, ref, "a placed prop", ("model",))
     return refs
 
 
 def _shot(c: CrossChecker, path: Path, shot: dict, set_refs: set[str], has_servers: bool) -> None:
-    c._look(path + ("look",))
+    c.check_look(path + ("look",))
     cast = _placements(c, path + ("cast",), shot.get("cast"), "cast")
     props = _placements(c, path + ("props",), shot.get("props"), "props")
-    _camera(c, path + ("camera",), _d(shot.get("camera")), cast | props | set_refs)
-    _picture(c, path + ("picture",), _d(shot.get("picture")), has_servers)
+    _camera(c, path + ("camera",), as_dict(shot.get("camera")), cast | props | set_refs)
+    _picture(c, path + ("picture",), as_dict(shot.get("picture")), has_servers)
     lipsync = shot.get("lipsync")
     if isinstance(lipsync, dict) and "workflow" in lipsync:
-        c._ref(path + ("lipsync", "workflow"), lipsync["workflow"], c.workflows, "workflow")
+        c.ref(path + ("lipsync", "workflow"), lipsync["workflow"], c.workflows, "workflow")
     takes, take = shot.get("takes", 1), shot.get("take", 1)
     if isinstance(takes, int) and isinstance(take, int) and take > takes:
         c.error(path + ("take",), f"take {take} chosen, but the shot has {takes} take{'s' if takes != 1 else ''}",
                 f"set takes: {take} or choose a take from 1 to {takes}", "take")
-    for n, line in enumerate(_l(shot.get("dialogue"))):
-        _line(c, path + ("dialogue", n), _d(line), cast)
-    for n, cue in enumerate(_l(shot.get("sfx"))):
+    for n, line in enumerate(as_list(shot.get("dialogue"))):
+        _line(c, path + ("dialogue", n), as_dict(line), cast)
+    for n, cue in enumerate(as_list(shot.get("sfx"))):
         if isinstance(cue, dict) and "asset" in cue:
-            c._asset_ref(path + ("sfx", n, "asset"), cue["asset"], "a sound effect", ("sfx", "audio"))
+            c.asset_ref(path + ("sfx", n, "asset"), cue["asset"], "a sound effect", ("sfx", "audio"))
 
 
 def _camera(c: CrossChecker, path: Path, camera: dict, placed: set[str]) -> None:
     _look_at(c, path + ("look_at",), camera.get("look_at"), placed)
-    keys = _l(camera.get("keyframes"))
-    move = _d(camera.get("move"))
+    keys = as_list(camera.get("keyframes"))
+    move = as_dict(camera.get("move"))
     if keys and move and move.get("type", "static") != "static":
         c.error(path + ("move",), "a camera takes either a move or keyframes, not both",
                 "express the move as keyframes, or remove them", "camera")
     last = -1.0
     for n, key in enumerate(keys):
-        key = _d(key)
+        key = as_dict(key)
         _look_at(c, path + ("keyframes", n, "look_at"), key.get("look_at"), placed)
         at = key.get("at")
         if isinstance(at, (int, float)) and not isinstance(at, bool):
@@ -114,20 +114,20 @@ def _look_at(c: CrossChecker, path: Path, target: Any, placed: set[str]) -> None
 def _picture(c: CrossChecker, path: Path, picture: dict, has_servers: bool) -> None:
     source = picture.get("source", "render3d")
     if "workflow" in picture:
-        c._ref(path + ("workflow",), picture["workflow"], c.workflows, "workflow")
+        c.ref(path + ("workflow",), picture["workflow"], c.workflows, "workflow")
     if "image" in picture:
         kinds = ("video",) if source == "file" else ("image",)
-        c._asset_ref(path + ("image",), picture["image"], f"a {source} picture", kinds)
-    params = _d(picture.get("params"))
-    control = _d(params.get("controlnet"))
+        c.asset_ref(path + ("image",), picture["image"], f"a {source} picture", kinds)
+    params = as_dict(picture.get("params"))
+    control = as_dict(params.get("controlnet"))
     if "image" in control:
-        c._asset_ref(path + ("params", "controlnet", "image"), control["image"], "a ControlNet image", ("image",))
-    adapter = _d(params.get("ipadapter"))
+        c.asset_ref(path + ("params", "controlnet", "image"), control["image"], "a ControlNet image", ("image",))
+    adapter = as_dict(params.get("ipadapter"))
     if "image" in adapter:
-        c._asset_ref(path + ("params", "ipadapter", "image"), adapter["image"], "an IP-Adapter image", ("image",))
-    if "character" in adapter and c._ref(path + ("params", "ipadapter", "character"), adapter["character"],
+        c.asset_ref(path + ("params", "ipadapter", "image"), adapter["image"], "an IP-Adapter image", ("image",))
+    if "character" in adapter and c.ref(path + ("params", "ipadapter", "character"), adapter["character"],
                                          c.characters, "character"):
-        if not _l(_d(c.characters[adapter["character"]]).get("references")):
+        if not as_list(as_dict(c.characters[adapter["character"]]).get("references")):
             c.error(path + ("params", "ipadapter", "character"),
                     f"character '{adapter['character']}' has no reference images for IP-Adapter",
                     "add `references:` (image assets) to the character", "reference")
@@ -139,18 +139,18 @@ def _picture(c: CrossChecker, path: Path, picture: dict, has_servers: bool) -> N
 
 
 def _line(c: CrossChecker, path: Path, line: dict, cast: set[str]) -> None:
-    who = _s(line.get("character"))
+    who = as_str(line.get("character"))
     if who is None:
         return
-    if not c._ref(path + ("character",), who, c.characters, "character"):
+    if not c.ref(path + ("character",), who, c.characters, "character"):
         return
     if who not in cast:
         c.warning(path + ("character",), f"'{who}' speaks but is not in the shot's cast (heard off screen)",
                   "add them to `cast:` to see them speak", "off-screen")
-    emotion = _s(line.get("emotion"))
-    emotions = _d(_d(_d(c.characters[who]).get("voice")).get("emotions"))
+    emotion = as_str(line.get("emotion"))
+    emotions = as_dict(as_dict(as_dict(c.characters[who]).get("voice")).get("emotions"))
     if emotion is not None and emotion != "neutral" and emotion not in emotions:
         c.warning(path + ("emotion",), f"'{who}' has no '{emotion}' voice; the line is spoken neutrally",
                   did_you_mean(emotion, emotions) or f"add it under characters.{who}.voice.emotions", "emotion")
     if "lipsync" in line:
-        c._asset_ref(path + ("lipsync",), line["lipsync"], "a line's lip-sync", ("lipsync",))
+        c.asset_ref(path + ("lipsync",), line["lipsync"], "a line's lip-sync", ("lipsync",))
