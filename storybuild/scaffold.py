@@ -1,7 +1,7 @@
 """`storybuild init`: a new film project from the template under templates/project/.
 
 The template's manifest validates and builds as it is (no asset files, embedded
-backends only). `gitignore` is stored without its dot, because package data globs skip
+backends only), and its first line points editors at a copy of the JSON Schema. `gitignore` is stored without its dot, because package data globs skip
 dotfiles, and becomes `.gitignore` here.
 """
 
@@ -12,14 +12,15 @@ import os
 from importlib import resources
 
 from storybuild.errors import UsageError
+from storybuild.schema import SCHEMA_FILE, schema_text
 
 _IGNORED = (".storybuild/", "build/")
 
 
 def create_project(directory: str, title: str | None = None) -> list[str]:
-    """Write storybuild.yaml and .gitignore into `directory`; returns the names written.
+    """Write storybuild.yaml, its JSON Schema (for editors) and .gitignore into `directory`.
 
-    Refuses (UsageError) to overwrite an existing storybuild.yaml. An existing .gitignore
+    Returns the names written. Refuses (UsageError) to overwrite an existing storybuild.yaml. An existing .gitignore
     is kept and gains the lines it lacks.
     """
     manifest = os.path.join(directory, "storybuild.yaml")
@@ -36,6 +37,11 @@ def create_project(directory: str, title: str | None = None) -> list[str]:
         with open(manifest, "x", encoding="utf-8") as fh:
             fh.write(text)
         written = ["storybuild.yaml"]
+        schema = os.path.join(directory, SCHEMA_FILE)
+        if not os.path.exists(schema):  # an existing one may be newer; leave it
+            with open(schema, "w", encoding="utf-8") as fh:
+                fh.write(schema_text())
+            written.append(SCHEMA_FILE)
         if _update_gitignore(os.path.join(directory, ".gitignore"), template.joinpath("gitignore").read_text()):
             written.append(".gitignore")
     except OSError as exc:

@@ -128,6 +128,7 @@ def test_init_creates_a_project_that_validates(tmp_path: Path) -> None:
     project = tmp_path / "demo"
     assert (project / ".gitignore").read_text().splitlines()[1:] == [".storybuild/", "build/"]
     assert 'title: "Demo"' in (project / "storybuild.yaml").read_text()
+    assert (project / "storybuild.schema.json").read_text() == (REPO / "schemas" / "storybuild.schema.json").read_text()
     result = run("validate", cwd=project)
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
