@@ -49,10 +49,7 @@ class Scope:
     definition: Mapping[str, Any] | None = None  # the subgraph definition
 
     def node(self, node_id: int) -> Mapping[str, Any] | None:
-        for node in self.nodes:
-            if node.get("id") == node_id:
-                return node
-        return None
+        return next((node for node in self.nodes if node.get("id") == node_id), None)
 
 
 @dataclass
