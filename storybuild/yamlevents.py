@@ -31,6 +31,7 @@ _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
 _SPECIAL_FLOAT = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _UNSET = object()
 
+
 class _Fatal(Exception):
     """Stops building: the rest of the stream cannot be trusted."""
 
@@ -111,13 +112,12 @@ class Builder:
         if not isinstance(self.root, dict):
             found = "a list" if isinstance(self.root, list) else f"the value {self.root!r}"
             self.diags.append(Diagnostic(f"the manifest must be a mapping of sections (version, project, ...), "
-                                         f"found {found}", self.locs.value(()), code="root"))
+                                         f"found {found}", self.build_locs().value(()), code="root"))
             return {}
         return self.root
 
-    @property
-    def locs(self) -> LocIndex:
-        """The LocIndex of everything built so far."""
+    def build_locs(self) -> LocIndex:
+        """The LocIndex of everything built so far (assembled on each call)."""
         tables: tuple[dict, dict, dict] = ({}, {}, {})
         for kind, path, pos in self.entries:
             tables[kind][path] = pos

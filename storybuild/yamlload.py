@@ -64,7 +64,7 @@ def loads_yaml(raw: bytes | str, display: str = "<string>") -> YamlDoc:
     data = builder.run()
     if diags:
         raise ManifestError(diags)
-    return YamlDoc(display, data, builder.locs)
+    return YamlDoc(display, data, builder.build_locs())
 
 
 def _fail(message: str, loc: SourceLoc, hint: str | None = None, code: str = "yaml") -> ManifestError:
