@@ -206,6 +206,7 @@ class Executor:
                                 continue
                         running[backend] = running.get(backend, 0) + 1
                         in_flight += 1
+                        self.emit(Event("started", node, step.action.kind, {"attempt": 1}))
                         jobs = max(1, self.jobs // max(1, in_flight))
                         self._work.put((step, key, digests, jobs))
                     for node in held:
@@ -279,7 +280,8 @@ class Executor:
             if self.cancel_event.is_set():
                 return ("done", step, key, digests, None, Cancelled(f"{action.id}: cancelled"), attempt - 1,
                         time.monotonic() - began)
-            self._done.put(("event", Event("started", action.id, action.kind, {"attempt": attempt})))
+            if attempt > 1:  # the first "started" is emitted when the step is dispatched
+                self._done.put(("event", Event("started", action.id, action.kind, {"attempt": attempt})))
             started = time.time()
             t0 = time.monotonic()
             job = Job(action, key, digests, attempt, self.cancel_event, self._progress(action), jobs)

@@ -1,6 +1,7 @@
 """Run one action through its backend and put what it made into the store.
 
-The runner gives the backend a fresh scratch directory and read-only inputs, checks that
+The runner gives the backend a fresh scratch directory (unless it declares
+`needs_scratch = False`, as command steps do) and read-only inputs, checks that
 every declared output was written, moves (or links) each one into the CAS and places it
 in the project (build/, or a step's declared path). A scratch directory is removed
 whatever happens, so a failed or cancelled action leaves no partial output behind: the
@@ -87,7 +88,8 @@ class ActionRunner:
         backend = self.backend(action.backend)
         scratch = self.scratch_root / f"{os.getpid()}-{next(self._seq)}"
         out_dir = scratch / "out"
-        os.makedirs(out_dir)
+        if getattr(backend, "needs_scratch", True):
+            os.makedirs(out_dir)
         try:
             ctx = ActionContext(
                 action_id=action.id, kind=action.kind, params=action.params,
@@ -132,5 +134,8 @@ def _remove_scratch(scratch: Path, out_dir: Path) -> None:
     try:
         os.rmdir(out_dir)
         os.rmdir(scratch)
+    except FileNotFoundError:
+        if os.path.isdir(scratch):  # no out/ (a backend without scratch) but inputs linked in
+            shutil.rmtree(scratch, ignore_errors=True)
     except OSError:
         shutil.rmtree(scratch, ignore_errors=True)

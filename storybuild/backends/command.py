@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import posixpath
 import select
+import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,6 +45,15 @@ class CommandBackend:
         """Nothing outside the step's own params changes what a command makes."""
         return None
 
+    # The runner need not make a scratch directory: a step writes at its declared paths.
+    needs_scratch = False
+
+    def __init__(self) -> None:
+        # Program lookups, by (argv[0], PATH): resolving once instead of letting every
+        # spawn try each PATH entry with execve saves a good part of a tiny step's cost.
+        self._programs: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         """Run the step's argv in the project root; return its declared outputs' paths."""
         argv = [str(arg) for arg in ctx.params["argv"]]
@@ -51,19 +62,13 @@ class CommandBackend:
         outputs = {name: _inside(ctx.project_root, name, ctx.action_id) for name in ctx.params.get("outputs", ())}
         for path in outputs.values():
             _remove(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update({str(k): str(v) for k, v in ctx.params.get("env", {}).items()})
+            if not os.path.isdir(path.parent):  # one stat; mkdir(exist_ok) raises and catches
+                path.parent.mkdir(parents=True, exist_ok=True)
+        extra = ctx.params.get("env") or {}
+        env = {**os.environ, **{str(k): str(v) for k, v in extra.items()}} if extra else None
         ctx.check_cancelled()
         with tempfile.TemporaryFile() as stderr:
-            try:
-                proc = subprocess.Popen(argv, cwd=ctx.project_root, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=stderr, close_fds=True)
-            except FileNotFoundError:
-                raise BackendError(f"{ctx.action_id}: command not found: {argv[0]}",
-                                   hint="steps run without a shell; give a program on PATH or a project path") from None
-            except PermissionError:
-                raise BackendError(f"{ctx.action_id}: cannot execute {argv[0]} (permission denied)") from None
+            proc = self._spawn(ctx, argv, env, stderr)
             status = self._wait(proc, ctx, outputs)
             if status != 0:
                 for path in outputs.values():
@@ -75,6 +80,43 @@ class CommandBackend:
             raise BackendError(f"{ctx.action_id}: {argv[0]} exited with status 0 but did not write "
                                f"{', '.join(missing)}", hint="a step must write every output it declares")
         return outputs
+
+    def _program(self, ctx: ActionContext, name: str, env: Mapping[str, str] | None) -> str:
+        if "/" in name:
+            return str(Path(ctx.project_root) / name)
+        search = (env or os.environ).get("PATH", os.defpath)
+        key = (name, search)
+        found = self._programs.get(key)
+        if found is None:
+            found = shutil.which(name, path=search)
+            if found is None:
+                raise BackendError(f"{ctx.action_id}: command not found: {name}",
+                                   hint="steps run without a shell; give a program on PATH or a project path")
+            with self._lock:
+                self._programs[key] = found
+        return found
+
+    def _spawn(self, ctx: ActionContext, argv: list[str], env, stderr) -> subprocess.Popen:
+        try:
+            return self._popen(ctx, argv, env, stderr)
+        except FileNotFoundError:
+            pass
+        with self._lock:  # removed or moved since we looked it up: look again, once
+            self._programs.pop((argv[0], (env or os.environ).get("PATH", os.defpath)), None)
+        try:
+            return self._popen(ctx, argv, env, stderr)
+        except FileNotFoundError:
+            raise BackendError(f"{ctx.action_id}: command not found: {argv[0]}",
+                               hint="steps run without a shell; give a program on PATH or a project path") from None
+
+    def _popen(self, ctx: ActionContext, argv: list[str], env, stderr) -> subprocess.Popen:
+        program = self._program(ctx, argv[0], env)
+        try:
+            return subprocess.Popen(argv, executable=program, cwd=ctx.project_root, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    close_fds=True)
+        except PermissionError:
+            raise BackendError(f"{ctx.action_id}: cannot execute {argv[0]} (permission denied)") from None
 
     def _wait(self, proc: subprocess.Popen, ctx: ActionContext, outputs: Mapping[str, Path]) -> int:
         if not _exited(proc, ctx):

@@ -257,31 +257,34 @@ class StateWriter:
     """
 
     def __init__(self, path: str | os.PathLike, before_commit: Callable[[], None] = lambda: None,
-                 interval: float = 0.25, batch: int = 2000):
+                 interval: float = 0.25):
         self._path = os.fspath(path)
         self._before_commit = before_commit
         self._interval = interval
-        self._batch = batch
         self._queue: queue.Queue = queue.Queue()
+        self._wake = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="storybuild-state-writer", daemon=True)
         self._thread.start()
 
     def put(self, ops: Iterable[Op]) -> None:
-        """Queue write operations (returns at once)."""
-        for op in ops:
-            self._queue.put(op)
+        """Queue write operations (returns at once; does not wake the writer)."""
+        batch = list(ops)
+        if batch:
+            self._queue.put(batch)
 
     def flush(self) -> None:
         """Block until everything queued so far is committed."""
         done = threading.Event()
         self._queue.put(done)
+        self._wake.set()
         done.wait()
         self._raise()
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
         self._queue.put(None)
+        self._wake.set()
         self._thread.join()
         self._raise()
 
@@ -291,27 +294,28 @@ class StateWriter:
             raise error
 
     def _run(self) -> None:
+        # Wake every `interval` (or when flushed/closed) and commit everything queued: a
+        # put never wakes this thread, so building threads don't trade the GIL with it
+        # for every finished action.
         conn = connect(self._path)
         try:
             stop = False
             while not stop:
-                item = self._queue.get()
+                self._wake.wait(self._interval)
+                self._wake.clear()
                 ops: list[Op] = []
                 waiters: list[threading.Event] = []
-                deadline = time.monotonic() + self._interval
                 while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
                     if item is None:
                         stop = True
                     elif isinstance(item, threading.Event):
                         waiters.append(item)
                     else:
-                        ops.append(item)
-                    if stop or waiters or len(ops) >= self._batch:
-                        break
-                    try:
-                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
+                        ops.extend(item)
                 self._commit(conn, ops)
                 for waiter in waiters:
                     waiter.set()
