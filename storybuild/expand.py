@@ -32,11 +32,7 @@ from storybuild.model import (
 )
 
 STEMS = ("dialogue", "music", "sfx", "ambience")
-GENERATIVE = {
-    PictureSource.KEYFRAME: "text_to_image",
-    PictureSource.IMAGE_TO_VIDEO: "image_to_video",
-    PictureSource.TEXT_TO_VIDEO: "text_to_video",
-}
+GENERATIVE = {PictureSource.KEYFRAME, PictureSource.IMAGE_TO_VIDEO, PictureSource.TEXT_TO_VIDEO}
 FACE_HEIGHT = 1.45  # metres above a character's feet that a look-at aims for (scaled)
 
 # How emotions shift a voice unless the character's voice says otherwise.
@@ -119,7 +115,7 @@ class _Expander:
             voice = self.voice_params(character, line.emotion)
             speech_id = f"{self.pre}speech/{shot.id}/{index}"
             if character.voice.engine == "comfyui":
-                params = self.comfy_params("tts", character.voice.workflow, {"text": line.text, **voice},
+                params = self.comfy_params("speech", "tts", character.voice.workflow, {"text": line.text, **voice},
                                            line.loc, f"{shot.id}/{index}")
                 params["sample_rate"] = self.sample_rate
                 backend = "comfyui"
@@ -288,62 +284,16 @@ class _Expander:
 
     # ------------------------------------------------------------------ ComfyUI
 
-    def comfy_params(self, capability: str, workflow_id: str | None, values: dict, loc, seed_key: str) -> dict:
-        """Resolve the workflow for a capability (named, or routed by the registry) into params."""
-        from storybuild.backends.comfyui.planning import resolve_workflow
+    def comfy_params(self, kind: str, capability: str, workflow_id: str | None, values: dict, loc,
+                     seed_key: str) -> dict:
+        from storybuild.generative import comfy_params
 
-        try:
-            return resolve_workflow(self.m, capability, workflow_id, values)
-        except ManifestError as err:
-            self.problems.extend(err.diagnostics)
-            return {"capability": capability, "values": values}
+        return comfy_params(self, kind, capability, workflow_id, values, loc, seed_key)
 
     def generative_actions(self, shot: Shot, look, seed: int, lines: list[dict]) -> list[Input]:
-        """keyframe → clip → lipsync on ComfyUI; returns the inputs the shot render takes from them."""
-        from storybuild.templating import apply_presets
+        from storybuild.generative import generative_actions
 
-        picture = shot.picture
-        prompt, negative = apply_presets(shot.prompt, look, self.m.presets)
-        if shot.negative:
-            negative = ", ".join(x for x in (shot.negative, negative) if x)
-        values = {"prompt": prompt, "negative": negative, "seed": seed,
-                  "width": self.width, "height": self.height, "fps": self.fps,
-                  **{k: v for k, v in picture.params.items() if k != "seed"}}
-        origins = {"values": f"{shot.path}.prompt", "workflow": f"{shot.path}.picture.workflow"}
-        image_input: Input | None = None
-        if picture.source in (PictureSource.KEYFRAME, PictureSource.IMAGE_TO_VIDEO):
-            if picture.image:
-                image_input = self.asset_input("image", picture.image)
-            else:
-                keyframe = self.add(Action(
-                    id=f"{self.pre}keyframe/{shot.id}", kind="keyframe", backend="comfyui",
-                    params=self.comfy_params("text_to_image", picture.workflow if picture.source is PictureSource.KEYFRAME else None,
-                                             values, picture.loc, shot.id),
-                    outputs=("keyframe.png",), view={"keyframe.png": self.view(f"keyframes/{shot.id}.png")},
-                    loc=picture.loc, origins=origins, pinned=True))
-                image_input = Input("image", ActionInput(keyframe, "keyframe.png"))
-        if picture.source is PictureSource.KEYFRAME:
-            return [image_input]
-        clip_inputs = (image_input,) if image_input else ()
-        clip = self.add(Action(
-            id=f"{self.pre}clip/{shot.id}", kind="clip", backend="comfyui",
-            params=self.comfy_params(GENERATIVE[picture.source], picture.workflow, values, picture.loc, shot.id),
-            inputs=clip_inputs, outputs=("clip.mp4",), view={"clip.mp4": self.view(f"clips/{shot.id}.mp4")},
-            loc=picture.loc, origins=origins, pinned=True))
-        clip_input = Input("clip", ActionInput(clip, "clip.mp4"))
-        if shot.lipsync is LipsyncMethod.COMFYUI and lines:
-            audio = [Input(f"line:{line['index']}", ActionInput(line["speech"], "line.wav")) for line in lines]
-            timings = [Input(f"timings:{line['index']}", ActionInput(line["speech"], "timings.json")) for line in lines]
-            lip_values = {**values, "lines": [{"index": line["index"], "offset": line["offset"]} for line in lines]}
-            lipsync = self.add(Action(
-                id=f"{self.pre}lipsync/{shot.id}", kind="lipsync", backend="comfyui",
-                params=self.comfy_params("lipsync", shot.lipsync_workflow, lip_values, shot.loc, shot.id),
-                inputs=(clip_input, *audio, *timings), outputs=("lipsync.mp4",),
-                view={"lipsync.mp4": self.view(f"clips/{shot.id}.lipsync.mp4")},
-                loc=shot.loc, origins={"values": f"{shot.path}.dialogue", "workflow": f"{shot.path}.lipsync"},
-                pinned=True))
-            clip_input = Input("clip", ActionInput(lipsync, "lipsync.mp4"))
-        return [clip_input]
+        return generative_actions(self, shot, look, lines)
 
     # ------------------------------------------------------------------ scenes and film
 
