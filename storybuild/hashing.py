@@ -75,10 +75,9 @@ def digest_bytes(data: bytes) -> str:
 
 def digest_file(path: str | os.PathLike) -> str:
     """The hex blake3 digest of a file's bytes."""
-    size = os.path.getsize(path)
-    if size >= _MMAP_THRESHOLD:
-        return blake3(max_threads=blake3.AUTO).update_mmap(path).hexdigest()
     with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size >= _MMAP_THRESHOLD:
+            return blake3(max_threads=blake3.AUTO).update_mmap(path).hexdigest()
         return blake3(f.read()).hexdigest()
 
 

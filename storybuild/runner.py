@@ -111,12 +111,13 @@ class ActionRunner:
     def _ingest(self, action: Action, written: Mapping[str, os.PathLike | str], out_dir: Path) -> dict[str, str]:
         outputs: dict[str, str] = {}
         for name in action.outputs:
-            path = Path(written[name]) if name in written else out_dir / name
-            if not path.is_file():
-                raise BackendError(f"{action.id}: declared output {name!r} was not written",
-                                   action.loc, hint=f"the {action.backend} backend finished without making it")
+            path = written[name] if name in written else out_dir / name
+            try:
+                digest = digest_file(path)
+            except (FileNotFoundError, IsADirectoryError):
+                raise BackendError(f"{action.id}: declared output {name!r} was not written", action.loc,
+                                   hint=f"the {action.backend} backend finished without making it") from None
             inside = _is_inside(path, out_dir)
-            digest = digest_file(path)
             # Scratch files move into the CAS; files written elsewhere (a step's declared
             # path) are linked, so the project keeps them and the CAS shares their inode.
             self.cas.put_file(path, move=inside, digest=digest)

@@ -286,16 +286,16 @@ def _build_process(root: Path, *args: str) -> subprocess.Popen:
                             text=True, env=env)
 
 
-@pytest.mark.parametrize("made", [1, 25, 60])
+@pytest.mark.parametrize("made", [1, 30, 60])
 def test_sigkill_at_any_point_then_rebuild_gives_identical_outputs(tmp_path, made):
-    reference = film(tmp_path / "reference", shots=30)
+    reference = film(tmp_path / "reference", shots=50)
     session(reference).build(jobs=2)
-    root = film(tmp_path / "killed", shots=30)
+    root = film(tmp_path / "killed", shots=50)
     proc = _build_process(root, "-j", "2")
     out = root / "out"
     while proc.poll() is None and (not out.exists() or len(os.listdir(out)) < made):
         time.sleep(0.001)
-    proc.kill()  # SIGKILL, after `made` of the 76 outputs appeared
+    proc.kill()  # SIGKILL, after `made` of the 126 outputs appeared
     assert proc.wait() == -9
     check_store(root)
     result = session(root).build(jobs=2)

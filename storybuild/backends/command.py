@@ -59,11 +59,13 @@ class CommandBackend:
         argv = [str(arg) for arg in ctx.params["argv"]]
         if not argv:
             raise BackendError(f"{ctx.action_id}: the step has an empty argv")
-        outputs = {name: _inside(ctx.project_root, name, ctx.action_id) for name in ctx.params.get("outputs", ())}
+        root = os.fspath(ctx.project_root)
+        outputs = {name: _inside(root, name, ctx.action_id) for name in ctx.params.get("outputs", ())}
         for path in outputs.values():
             _remove(path)
-            if not os.path.isdir(path.parent):  # one stat; mkdir(exist_ok) raises and catches
-                path.parent.mkdir(parents=True, exist_ok=True)
+            parent = os.path.dirname(path)
+            if not os.path.isdir(parent):  # one stat; makedirs(exist_ok) raises and catches
+                os.makedirs(parent, exist_ok=True)
         extra = ctx.params.get("env") or {}
         env = {**os.environ, **{str(k): str(v) for k, v in extra.items()}} if extra else None
         ctx.check_cancelled()
@@ -75,11 +77,11 @@ class CommandBackend:
                     _remove(path)
                 how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
                 raise BackendError(f"{ctx.action_id}: {argv[0]} {how}", hint=_tail(stderr) or None)
-        missing = [name for name, path in outputs.items() if not path.is_file()]
+        missing = [name for name, path in outputs.items() if not os.path.isfile(path)]
         if missing:
             raise BackendError(f"{ctx.action_id}: {argv[0]} exited with status 0 but did not write "
                                f"{', '.join(missing)}", hint="a step must write every output it declares")
-        return outputs
+        return {name: Path(path) for name, path in outputs.items()}
 
     def _program(self, ctx: ActionContext, name: str, env: Mapping[str, str] | None) -> str:
         if "/" in name:
@@ -118,7 +120,7 @@ class CommandBackend:
         except PermissionError:
             raise BackendError(f"{ctx.action_id}: cannot execute {argv[0]} (permission denied)") from None
 
-    def _wait(self, proc: subprocess.Popen, ctx: ActionContext, outputs: Mapping[str, Path]) -> int:
+    def _wait(self, proc: subprocess.Popen, ctx: ActionContext, outputs: Mapping[str, str]) -> int:
         if not _exited(proc, ctx):
             proc.terminate()
             try:
@@ -160,14 +162,14 @@ def _exited(proc: subprocess.Popen, ctx: ActionContext) -> bool:
         os.close(pidfd)
 
 
-def _inside(root: Path, rel: str, action_id: str) -> Path:
+def _inside(root: str, rel: str, action_id: str) -> str:
     norm = posixpath.normpath(rel)
     if posixpath.isabs(rel) or norm == ".." or norm.startswith("../"):
         raise BackendError(f"{action_id}: output {rel!r} is outside the project")
-    return Path(root) / norm
+    return os.path.join(root, norm)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -66,22 +66,18 @@ class CAS:
         self._ensure_shards()
         if digest is None:
             digest = digest_file(src)
-        dest = self.path(digest)
-        if os.path.exists(dest):
-            if move:
-                os.unlink(src)
-            return digest
+        dest = f"{self._prefix}{digest[:2]}{os.sep}{digest[2:]}"
         try:
             if move:
-                os.rename(src, dest)
+                os.rename(src, dest)  # replacing an existing object with the same bytes is harmless
             else:
                 os.link(src, dest)
         except FileExistsError:
-            return digest  # another thread stored the same bytes first
+            return digest  # stored before (by us, or another thread just now)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
-            self._copy_in(src, dest)
+            self._copy_in(src, Path(dest))
             if move:
                 os.unlink(src)
         os.chmod(dest, _READ_ONLY)
@@ -144,8 +140,10 @@ class CAS:
     def link_to(self, digest: str, dest: str | os.PathLike) -> None:
         """Atomically make `dest` a hard link to (or, across filesystems, a copy of) an object."""
         dest = os.fspath(dest)
-        src = self.path(digest)
-        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        src = f"{self._prefix}{digest[:2]}{os.sep}{digest[2:]}"
+        parent = os.path.dirname(dest) or "."
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
         tmp = f"{dest}.sb-{uuid.uuid4().hex[:12]}"
         try:
             os.link(src, tmp)
