@@ -391,14 +391,15 @@ class _Expander:
             path = next((f"exports[{i}]" for i, e in enumerate(self.m.exports) if e.id == export.id), "exports")
             self.add(Action(
                 id=f"{self.pre}export/{export.id}", kind="export", backend="embedded",
-                params={"id": export.id, "preset": export.preset, "reframe": export.reframe.value,
+                params={"id": export.id, "preset": export.preset,
+                        "resolution": list(export.resolution) if export.resolution else None, "reframe": export.reframe.value,
                         "subtitles": list(export.subtitles), "burn_captions": export.burn_captions,
                         "stems": export.stems, "timeline": list(export.timeline), "poster": export.poster,
                         "contact_sheet": export.contact_sheet, "title": self.m.project.title,
                         "fps": self.fps, "shots_dir": self.view("shots")},
                 inputs=tuple(inputs), outputs=tuple(outputs),
                 view={name: self.view(f"exports/{export.id}/{name}") for name in outputs},
-                loc=export.loc, origins={key: path for key in ("preset", "reframe", "subtitles", "burn_captions",
+                loc=export.loc, origins={key: path for key in ("preset", "resolution", "reframe", "subtitles", "burn_captions",
                                                                 "stems", "timeline", "poster", "contact_sheet")},
             ))
 

@@ -344,6 +344,7 @@ class Scene:
 class Export:
     id: str
     preset: str = "landscape"  # landscape (16:9 1080p) | vertical (9:16) | square | source
+    resolution: tuple[int, int] | None = None  # overrides the preset's size
     reframe: Reframe = Reframe.CENTER
     subtitles: tuple[str, ...] = ()  # srt, vtt
     burn_captions: bool = False

@@ -211,7 +211,8 @@ class ModelBuilder:
     def export(self, index: int, e: dict) -> Export:
         """One export."""
         return Export(
-            id=e["id"], preset=e.get("preset", "landscape"), reframe=Reframe(e.get("reframe", "center")),
+            id=e["id"], preset=e.get("preset", "landscape"),
+            resolution=tuple(e["resolution"]) if "resolution" in e else None, reframe=Reframe(e.get("reframe", "center")),
             subtitles=tuple(e.get("subtitles", ())), burn_captions=bool(e.get("burn_captions", False)),
             stems=bool(e.get("stems", False)), timeline=tuple(e.get("timeline", ())),
             poster=bool(e.get("poster", False)), contact_sheet=bool(e.get("contact_sheet", False)),

@@ -38,8 +38,10 @@ def _input(ctx: ActionContext, name: str) -> Path:
     return Path(path)
 
 
-def preset_size(preset: str, width: int, height: int) -> tuple[int, int]:
-    """Output size of `preset` for a film of width x height."""
+def preset_size(preset: str, width: int, height: int, resolution: list[int] | None = None) -> tuple[int, int]:
+    """Output size of `preset` (or the export's own `resolution`) for a film of width x height."""
+    if resolution:
+        return int(resolution[0]), int(resolution[1])
     if preset not in PRESETS:
         raise BackendError(f"unknown export preset {preset!r}", hint=f"use one of: {', '.join(PRESETS)}")
     return PRESETS[preset] or (width, height)
@@ -79,7 +81,7 @@ def run_export(ctx: ActionContext) -> dict[str, Path]:
     fps = float(cut["fps"])
     frames = int(cut.get("frames") or round(float(cut["duration"]) * fps))
     fit = reframe.Fit(info.width, info.height, *preset_size(str(params.get("preset", "landscape")),
-                                                            info.width, info.height))
+                                                            info.width, info.height, params.get("resolution")))
     speaker = str(params.get("reframe", "center")) == "speaker" and fit.mode == "crop"
     centres = reframe.speaker_centres(cut, frames) if speaker else None
     title = str(params.get("title") or "")

@@ -50,9 +50,10 @@ def aim_point(entry: Mapping[str, Any]) -> np.ndarray:
     return pos + np.array([0.0, float(entry.get("head_height") or DEFAULT_FACE_HEIGHT) * s, 0.0])
 
 
-def framed_camera(camera: Mapping[str, Any] | None, cast: Sequence[Mapping[str, Any]]) -> dict:
-    """The camera params with an unset look-at aimed at the middle of the cast."""
-    cam = dict(camera or {})
+def framed_camera(camera: Mapping[str, Any] | None, cast: Sequence[Mapping[str, Any]],
+                  actors: Sequence["Actor"] = ()) -> dict:
+    """The camera params with look-at targets as points; an unset one aims at the middle of the cast."""
+    cam = aim_at_faces(camera or {}, actors)
     if cam.get("look_at") is None and cast:
         cam["look_at"] = np.mean([aim_point(c) for c in cast], axis=0).tolist()
     return cam
@@ -62,7 +63,8 @@ def aim_at_faces(camera: Mapping[str, Any], actors: Sequence["Actor"]) -> dict:
     """Camera params with look-at targets {"character": id, "point": p} turned into points.
 
     The planner cannot know how tall a model is, so a look-at on a character names it and
-    the stage aims at that character's real face (just above its mouth) once models are loaded.
+    the stage aims at that character's real face (just above its mouth) once models are
+    loaded; without the actors (pans, cards) the planner's estimate `point` stands in.
     """
     faces = {a.character: a.mouth + np.array([0.0, 0.5 * a.head_radius, 0.0]) for a in actors}
 
@@ -107,7 +109,6 @@ class Stage3D:
 
     def __init__(self, params: Mapping[str, Any], inputs: Mapping[str, Path]):
         self.width, self.height = int(params["width"]), int(params["height"])
-        self.camera_params = framed_camera(params.get("camera"), params.get("cast") or [])
         parts: list[Geometry] = [ground(GROUND_COLOR, object_id=0)]
         next_id = 1
         for i, prop in enumerate(params.get("props") or []):
@@ -131,7 +132,7 @@ class Stage3D:
             self.actors.append(Actor(character, next_id, lin @ np.asarray(anchor.mouth) + matrix[:3, 3], forward,
                                      anchor.head_radius * scale, mouth_set_for(member.get("mouths"), inputs)))
             next_id += 1
-        self.camera_params = aim_at_faces(self.camera_params, self.actors)
+        self.camera_params = framed_camera(params.get("camera"), params.get("cast") or [], self.actors)
         light = lighting_for(params.get("time"), params.get("background"), params.get("lighting"))
         look = params.get("look") or "shaded"
         if look not in ("shaded", "toon"):
