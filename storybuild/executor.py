@@ -87,6 +87,10 @@ class ExecResult:
     cancelled: bool = False
 
 
+class _NotStarted(Exception):
+    """A queued step that was not started because the build stopped after a failure."""
+
+
 def backoff_delay(policy: RetryPolicy, attempt: int, rand: Callable[[], float] = random.random) -> float:
     """Seconds to wait after failed attempt `attempt` (1-based): doubling, capped, half jittered."""
     delay = min(policy.max_backoff, policy.backoff * (2 ** (attempt - 1)))
@@ -130,6 +134,7 @@ class Executor:
         self._rand = sleep_rand
         self._done: queue.Queue = queue.Queue()
         self._work: queue.Queue = queue.Queue()
+        self._halt = threading.Event()
 
     # ------------------------------------------------------------------ scheduling thread
 
@@ -180,7 +185,10 @@ class Executor:
                     stopping = True
                 if not stopping:
                     held = []
-                    while ready and in_flight < self.jobs:
+                    # Up to `jobs` steps wait queued behind the `jobs` running ones, so a worker
+                    # that finishes starts its next step at once instead of waiting for this
+                    # thread to wake up; `jobs` worker threads still bound what runs at a time.
+                    while ready and in_flight < 2 * self.jobs:
                         node = heapq.heappop(ready)[1]
                         if node in skipped:
                             continue
@@ -206,8 +214,7 @@ class Executor:
                                 continue
                         running[backend] = running.get(backend, 0) + 1
                         in_flight += 1
-                        self.emit(Event("started", node, step.action.kind, {"attempt": 1}))
-                        jobs = max(1, self.jobs // max(1, in_flight))
+                        jobs = max(1, self.jobs // max(1, min(in_flight, self.jobs)))
                         self._work.put((step, key, digests, jobs))
                     for node in held:
                         heapq.heappush(ready, (order[node], node))
@@ -234,10 +241,11 @@ class Executor:
                     self.emit(Event("finished", node, step.action.kind,
                                     {"seconds": round(seconds, 3), "attempts": attempts}))
                     release(node)
-                elif isinstance(error, Cancelled) or self.cancel_event.is_set():
+                elif isinstance(error, (Cancelled, _NotStarted)) or self.cancel_event.is_set():
                     # Failures of actions interrupted by the cancellation are not theirs.
                     skipped.add(node)
-                    self.emit(Event("skipped", node, step.action.kind, {"because": "cancelled"}))
+                    because = "stopped" if isinstance(error, _NotStarted) else "cancelled"
+                    self.emit(Event("skipped", node, step.action.kind, {"because": because}))
                 else:
                     text = describe(error)
                     result.failed[node] = text
@@ -246,6 +254,7 @@ class Executor:
                     give_up(node)
                     if not self.keep_going:
                         stopping = True
+                        self._halt.set()  # queued steps must not start either
         finally:
             for _ in workers:
                 self._work.put(None)
@@ -280,8 +289,9 @@ class Executor:
             if self.cancel_event.is_set():
                 return ("done", step, key, digests, None, Cancelled(f"{action.id}: cancelled"), attempt - 1,
                         time.monotonic() - began)
-            if attempt > 1:  # the first "started" is emitted when the step is dispatched
-                self._done.put(("event", Event("started", action.id, action.kind, {"attempt": attempt})))
+            if attempt == 1 and self._halt.is_set():
+                return ("done", step, key, digests, None, _NotStarted(), 0, 0.0)
+            self._done.put(("event", Event("started", action.id, action.kind, {"attempt": attempt})))
             started = time.time()
             t0 = time.monotonic()
             job = Job(action, key, digests, attempt, self.cancel_event, self._progress(action), jobs)
@@ -293,6 +303,8 @@ class Executor:
                 outcome_name = "cancelled" if isinstance(exc, Cancelled) else "transient" if is_transient(exc) else "failed"
                 self.store_attempt(action, attempt, started, seconds, outcome_name, describe(exc))
                 if not retry:
+                    if not self.keep_going and outcome_name != "cancelled":
+                        self._halt.set()  # at once, before this worker takes a queued step
                     return ("done", step, key, digests, None, exc, attempt, time.monotonic() - began)
                 delay = backoff_delay(self.retry, attempt, self._rand)
                 self._done.put(("event", Event("retry", action.id, action.kind,
