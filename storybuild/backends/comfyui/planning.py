@@ -7,11 +7,15 @@ before anything runs, and everything the backend needs travels in the params:
 
     {"workflow": <API prompt, unbound>, "bindings": [...], "values": {...},
      "capability", "workflow_id", "template", "outputs", "optional", "models",
-     "custom_nodes", "loc"}
+     "custom_nodes"}
+
+Source locations stay out of the params: params go into the action key, and a line
+number there would regenerate pinned media whenever an edit moves the shot down a line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -129,7 +133,7 @@ def resolve_workflow(manifest: Manifest, capability: str, workflow_id: str | Non
     models = sorted(set(referenced_models(bound)) | set(declared.models if declared else ()))
     return {
         "workflow": prompt,
-        "bindings": [b.to_json() for b in bindings],
+        "bindings": [dataclasses.replace(b, loc="").to_json() for b in bindings],  # no locations: see above
         "values": values,
         "capability": capability,
         "workflow_id": name,
@@ -138,5 +142,4 @@ def resolve_workflow(manifest: Manifest, capability: str, workflow_id: str | Non
         "optional": plain(template.optional) if template else {},
         "models": models,
         "custom_nodes": dict(template.custom_nodes) if template else {},
-        "loc": str(where) if where is not None else "",
     }
