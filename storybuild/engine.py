@@ -104,8 +104,8 @@ class Engine:
         self.db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
         hasher = FileHasher(self.root, self.db.files())
         sources = self._sources(order, hasher)
-        lock = lockfile.read(self.root)
         runs = self.db.runs()
+        lock = self._read_lock(runs)
         self._views = self.db.views()
         cache = ActionCache(self.cas, lock, runs, self.db.cached,
                             present=(record.digest for record in self._views.values()))
@@ -124,6 +124,18 @@ class Engine:
                       jobs=jobs, keep_going=keep_going, on_event=on_event, cancel_event=cancel_event,
                       selected=selected)
         return result
+
+    def _read_lock(self, runs) -> dict[str, LockEntry]:
+        """storybuild.lock; read from the state DB instead when it is the lock we wrote last.
+
+        Every entry of a lock we wrote is also the last build of its action (`runs`), so an
+        unchanged lock need not be parsed. A lock changed by anyone else (a git pull, a
+        checkout) is read, and its entries become the results the cache offers first.
+        """
+        st = stat_of(os.path.join(self.root, lockfile.LOCK_NAME))
+        if st is not None and self.db.meta("lock") == repr(tuple(st)):
+            return {i: LockEntry(r.key, r.outputs) for i, r in runs.items()}
+        return lockfile.read(self.root)
 
     def _sources(self, order, hasher: FileHasher) -> dict[str, str | None]:
         sources: dict[str, str | None] = {}
@@ -165,6 +177,7 @@ class Engine:
 
     def _execute(self, cplan, by_id, order, decided: Plan, sources, hasher, lock, runs, cache, forced,
                  result: BuildResult, *, jobs, keep_going, on_event, cancel_event, selected) -> None:
+        from storybuild.comfyjobs import recording
         from storybuild.executor import Executor
         from storybuild.records import BuildRecorder
         from storybuild.runner import ActionRunner
@@ -192,7 +205,8 @@ class Engine:
             executor = Executor(runner, recorder, jobs=jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
                                 on_event=on_event)
-            done = executor.run(decided, cplan.statics, sources, forced)
+            with recording(decided.steps, writer, build_id):  # ComfyUI job timings → state DB
+                done = executor.run(decided, cplan.statics, sources, forced)
             result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
             result.cached += done.cached
             result.cancelled = done.cancelled
@@ -203,10 +217,13 @@ class Engine:
 
     def _finish(self, by_id, lock, recorder, writer: StateWriter, build_id: int, result: BuildResult,
                 placed) -> None:
-        entries = {i: e for i, e in lock.items() if i in by_id}
-        for action_id, (key, outputs) in recorder.results.items():
-            entries[action_id] = LockEntry(key, dict(outputs))
-        lockfile.write(self.root, entries)
+        if self.quality == "full":  # the lock pins what the film is made of, not previews
+            entries = {i: e for i, e in lock.items() if i in by_id}
+            for action_id, (key, outputs) in recorder.results.items():
+                entries[action_id] = LockEntry(key, dict(outputs))
+            lockfile.write(self.root, entries)
+            st = stat_of(os.path.join(self.root, lockfile.LOCK_NAME))
+            writer.put([state.put_meta("lock", repr(tuple(st)))])
         live = {rel for pairs in placed.values() for _, rel in pairs}
         dropped = self.view.prune(dict(recorder.views), live)
         for rel in dropped:

@@ -61,11 +61,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot hash a value of type {type(value).__name__}: {value!r}")
 
 
+# One encoder for every key: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                            default=_default)
+
+
 def canonical_json(value: Any) -> bytes:
     """UTF-8 JSON with sorted keys and no whitespace: equal values give equal bytes."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def digest_bytes(data: bytes) -> str:

@@ -373,3 +373,27 @@ def test_sigterm_once_stops_cleanly(tmp_path):
     assert not (root / "out" / "slow.txt").exists()  # the partial output was discarded
     assert session(root).failures() == []
     check_store(root)
+
+
+def test_preview_builds_leave_the_lock_alone(tmp_path):
+    root = film(tmp_path, shots=2)
+    session(root).build(jobs=2)
+    locked = (root / "storybuild.lock").read_bytes()
+    (root / "prompts" / "p0.txt").write_text("draft\n")
+    result = session(root).build(jobs=2, quality="preview")
+    assert len(result.ran) == 4 and (root / "storybuild.lock").read_bytes() == locked
+
+
+def test_a_lock_changed_by_someone_else_is_read(tmp_path):
+    theirs = film(tmp_path / "theirs", shots=2)
+    session(theirs).build(jobs=2)
+    mine = film(tmp_path / "mine", shots=2)
+    (mine / "prompts" / "p0.txt").write_text("my draft\n")
+    session(mine).build(jobs=2)
+    # A pull: their prompt and their lock arrive, and their objects are in a shared cache.
+    shutil.copy(theirs / "prompts" / "p0.txt", mine / "prompts" / "p0.txt")
+    shutil.copy(theirs / "storybuild.lock", mine / "storybuild.lock")
+    shutil.copytree(theirs / ".storybuild" / "cas", mine / ".storybuild" / "cas", dirs_exist_ok=True)
+    result = session(mine).build(jobs=2)
+    assert result.ran == [] and len(result.cached) == 4  # served by their lock: this DB never saw the keys
+    assert tree(mine) == tree(theirs)

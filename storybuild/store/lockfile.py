@@ -102,8 +102,10 @@ def loads(text: str) -> dict[str, LockEntry]:
         if not body or body[0] == "#":
             continue
         indent = len(raw) - len(body)
-        if body[0] != '"' and ": " in body:  # the common case, without the general split
+        if body[0] != '"' and ": " in body:  # the common cases, without the general split
             name, value = body.split(": ", 1)
+        elif body[0] != '"' and body.endswith(":"):
+            name, value = body[:-1], ""
         else:
             name, value = _split(body.rstrip(), number)
         if indent == 0:

@@ -14,6 +14,7 @@ Tables:
   runs      action id → the key and inputs it was last built from (for --explain diffs)
   builds    one row per build; produced: build → action keys it ran (for gc --keep)
   attempts  every attempt of every action; failures: the retry queue
+  meta      small facts, e.g. the stat of the storybuild.lock this project last wrote
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from storybuild.hashing import FileStat, Hashed
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, mtime_ns INTEGER, size INTEGER,
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS attempts(build INTEGER, action TEXT, attempt INTEGER,
     started REAL, seconds REAL, outcome TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS failures(action TEXT PRIMARY KEY, key TEXT, error TEXT,
     attempts INTEGER, time REAL, build INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 """
 
 Op = tuple[str, tuple]  # one SQL statement and its parameters
@@ -140,6 +142,11 @@ class StateDB:
         for key, outputs in self.conn.execute("SELECT key, outputs FROM actions"):
             yield key, json.loads(outputs)
 
+    def meta(self, name: str) -> str | None:
+        """A value from the meta table."""
+        row = self.conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
     def failures(self) -> list[Failure]:
         """The retry queue, oldest first."""
         rows = self.conn.execute("SELECT action, key, error, attempts, time FROM failures ORDER BY time, action")
@@ -175,6 +182,10 @@ class StateDB:
 
 def put_file(path: str, h: Hashed) -> Op:
     return ("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (path, *h.stat, h.digest))
+
+
+def put_meta(name: str, value: str) -> Op:
+    return ("INSERT OR REPLACE INTO meta VALUES (?,?)", (name, value))
 
 
 def del_file(path: str) -> Op:
