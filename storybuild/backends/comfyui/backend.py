@@ -35,6 +35,14 @@ def add_recorder(recorder: Callable[[JobRecord], None]) -> None:
     _recorders.append(recorder)
 
 
+def remove_recorder(recorder: Callable[[JobRecord], None]) -> None:
+    """Stop sending records to `recorder` (the build that added it has ended)."""
+    try:
+        _recorders.remove(recorder)
+    except ValueError:
+        pass
+
+
 def _record(record: JobRecord) -> None:
     for recorder in list(_recorders):
         recorder(record)
