@@ -72,7 +72,9 @@ def manifest_path(path: str | None) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for editors and CI.")
 @click.option("--no-files", is_flag=True, help="Don't require the files the manifest names to exist.")
-def validate(path: str | None, fmt: str, no_files: bool) -> None:
+@click.option("--backends", "check_backends", is_flag=True,
+              help="Also check every ComfyUI workflow against object_info (the saved dump, else each server).")
+def validate(path: str | None, fmt: str, no_files: bool, check_backends: bool) -> None:
     """Check a manifest (PATH, PATH/storybuild.yaml or ./storybuild.yaml) and report every problem.
 
     Exits 0 when it is valid (warnings allowed), 2 when it is not.
@@ -83,6 +85,12 @@ def validate(path: str | None, fmt: str, no_files: bool) -> None:
     target = manifest_path(path)
     try:
         manifest, diags = check_manifest(target, check_files=not no_files)
+        if check_backends and manifest is not None:
+            from storybuild.cli_backends import backend_problems
+
+            diags = list(diags) + backend_problems(manifest)
+            if any(d.severity.value == "error" for d in diags):
+                manifest = None  # the film cannot be built as written: report it invalid
     except Exception as exc:  # a bug in storybuild, never the writer's fault: say so, without a traceback
         raise_internal(exc)
     if fmt == "json":
@@ -150,6 +158,15 @@ def init(directory: str, title: str | None) -> None:
 from storybuild.cli_build import COMMANDS as _BUILD_COMMANDS  # noqa: E402
 
 for _command in _BUILD_COMMANDS:
+    main.add_command(_command)
+
+
+# --------------------------------------------------------------------------- backend commands
+# (backends models, stats; the checks behind validate --backends) — owned by the ComfyUI work.
+
+from storybuild.cli_backends import COMMANDS as _BACKEND_COMMANDS  # noqa: E402
+
+for _command in _BACKEND_COMMANDS:
     main.add_command(_command)
 
 

@@ -1,23 +1,23 @@
 """What the CLI asks of ComfyUI: models per server, workflow checks, job statistics.
 
-    storybuild models                → list_models(manifest.backends.comfyui)
-    storybuild validate --backends   → validate_workflows(manifest)
+    storybuild backends models       → list_models(manifest.backends.comfyui)
+    storybuild validate --backends   → validate_workflows(manifest, planned actions)
     storybuild stats                 → stats(records from the state DB)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from storybuild.backends.comfyui import registry
-from storybuild.backends.comfyui.backend import read_config, servers_of
+from storybuild.backends.comfyui.backend import bound_workflow, read_config, servers_of
 from storybuild.backends.comfyui.nodespec import MODEL_INPUTS
 from storybuild.backends.comfyui.planning import cached_object_info, project_file
 from storybuild.backends.comfyui.records import stats  # noqa: F401  (re-exported for the CLI)
 from storybuild.backends.comfyui.validate import validate_workflow
 from storybuild.backends.comfyui.workflow import BindingSpec, check_bindings, load_workflow
-from storybuild.errors import BackendError, Diagnostic, ManifestError, Severity
-from storybuild.model import Manifest
+from storybuild.errors import BackendError, Diagnostic, ManifestError, Severity, SourceLoc
+from storybuild.model import Action, Manifest
 
 
 def list_models(config: Any, *, errors: list[str] | None = None) -> dict[str, dict[str, list[str]]]:
@@ -65,7 +65,7 @@ def _declared_models(manifest: Manifest) -> dict[str, list[str]] | None:
     return {folder: names for folder in set(MODEL_INPUTS.values())} if names else None
 
 
-def validate_workflows(manifest: Manifest) -> list[Diagnostic]:
+def validate_workflows(manifest: Manifest, actions: Iterable[Action] = ()) -> list[Diagnostic]:
     """Check every workflow the manifest declares against object_info, without running anything.
 
     object_info comes from `backends.comfyui.object_info` (a saved dump) when set, else
@@ -73,6 +73,10 @@ def validate_workflows(manifest: Manifest) -> list[Diagnostic]:
     the models the servers are declared to have. A workflow passes when it is valid on
     at least one server; otherwise the problems on the server where it came closest are
     reported at the workflow's place in the manifest.
+
+    `actions` (the planned film) adds the workflow of every comfyui action as it will be
+    sent, its values bound: a routed template, a step count out of range, a sampler or a
+    checkpoint the server does not have. Those problems are reported at the shot.
     """
     problems: list[Diagnostic] = []
     try:
@@ -83,6 +87,8 @@ def validate_workflows(manifest: Manifest) -> list[Diagnostic]:
     if not sources:
         return problems
     declared_models = _declared_models(manifest) if dump is not None else None
+    check = _Check(list(sources.values()), declared_models, dump is None or declared_models is not None)
+    broken: set[str] = set()  # declared workflows already reported: their actions fail alike
     for workflow_id, declared in sorted(manifest.workflows.items()):
         template = registry.get(declared.file) if declared.file.startswith(registry.BUILTIN_PREFIX) else None
         bindings = list(template.bindings if template else ()) + [BindingSpec.read(b) for b in declared.bindings]
@@ -97,12 +103,52 @@ def validate_workflows(manifest: Manifest) -> list[Diagnostic]:
                 break
             found = check_bindings(prompt, bindings, what=f"workflow {workflow_id!r}", loc=declared.loc,
                                    object_info=info)
-            found += validate_workflow(prompt, info, declared.loc, what=f"workflow {workflow_id!r}",
-                                       models=declared_models, custom_nodes=custom_nodes,
-                                       check_models=dump is None or declared_models is not None)
+            found += check.one(prompt, info, declared.loc, f"workflow {workflow_id!r}", custom_nodes)
             if best is None or len(found) < len(best):
                 best = found
             if not found:
                 break
-        problems += best or []
+        if best:
+            broken.add(workflow_id)
+            problems += best
+    seen: set[tuple[str, str]] = set()
+    for found in map(check.action, (a for a in actions if a.backend == "comfyui"
+                                    and a.params.get("workflow_id") not in broken)):
+        for problem in found:
+            if (str(problem.loc), problem.message) not in seen:  # takes of one shot fail alike
+                seen.add((str(problem.loc), problem.message))
+                problems.append(problem)
     return problems
+
+
+class _Check:
+    """Prompts against the object_info of each source; the closest source's problems win."""
+
+    def __init__(self, infos: list[dict[str, Any]], models: dict[str, list[str]] | None, check_models: bool):
+        self.infos = infos
+        self.models = models
+        self.check_models = check_models
+
+    def one(self, prompt: dict[str, Any], info: dict[str, Any], loc: SourceLoc | None, what: str,
+            custom_nodes: dict[str, str]) -> list[Diagnostic]:
+        return validate_workflow(prompt, info, loc, what=what, models=self.models, custom_nodes=custom_nodes,
+                                 check_models=self.check_models)
+
+    def action(self, action: Action) -> list[Diagnostic]:
+        """The bound workflow of one planned action (file inputs stay placeholders: they are uploads)."""
+        params = action.params
+        what = f"{action.kind} workflow {params.get('workflow_id', 'workflow')!r}"
+        if not isinstance(params.get("workflow"), Mapping):
+            return []  # the planner has reported why it could not resolve one
+        try:
+            prompt = bound_workflow(params)
+        except BackendError as err:
+            return [Diagnostic(err.message, action.loc)]
+        best: list[Diagnostic] | None = None
+        for info in self.infos:
+            found = self.one(prompt, info, action.loc, what, dict(params.get("custom_nodes") or {}))
+            if best is None or len(found) < len(best):
+                best = found
+            if not found:
+                break
+        return best or []
