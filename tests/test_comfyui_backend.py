@@ -17,7 +17,8 @@ from comfyui_server import FakeComfyUI  # noqa: E402
 
 from storybuild.backends.base import ActionContext  # noqa: E402
 from storybuild.backends.comfyui import registry  # noqa: E402
-from storybuild.backends.comfyui.backend import ComfyUIBackend, add_recorder, close_farms  # noqa: E402
+from storybuild.backends.comfyui.backend import (ComfyUIBackend, add_recorder, close_farms,  # noqa: E402
+                                                 remove_recorder)
 from storybuild.backends.comfyui.planning import resolve_workflow  # noqa: E402
 from storybuild.backends.embedded.ffmpeg import count_frames, encode_frames, probe  # noqa: E402
 from storybuild.errors import BackendError, Cancelled  # noqa: E402
@@ -190,8 +191,11 @@ def test_cancelling_an_action_stops_it(server, manifest, tmp_path):
 def test_records_reach_a_registered_recorder(server, manifest, tmp_path):
     seen = []
     add_recorder(seen.append)
-    ComfyUIBackend().run(context(server, tmp_path, "keyframe", resolve_workflow(
-        manifest, "text_to_image", None, picture_values(seed=5)))[0])
+    try:
+        ComfyUIBackend().run(context(server, tmp_path, "keyframe", resolve_workflow(
+            manifest, "text_to_image", None, picture_values(seed=5)))[0])
+    finally:
+        remove_recorder(seen.append)
     assert seen and seen[-1].ok and seen[-1].workflow == "sdxl_text_to_image"
 
 
