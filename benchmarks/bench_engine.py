@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Workload(args.n)
     base = Path(args.workdir or tempfile.mkdtemp(prefix="sb-bench-"))
     results: dict[str, dict] = {}
+    load_before = f"{os.getloadavg()[0]:.2f}"  # a shared machine's load skews every wall time
     try:
         for name in args.tools.split(","):
             tool = CLASSES[name](base / name, work, args.jobs)
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = measure(tool, 1 if name == "dvc" else args.repeat, 1 if slow else args.full_repeat)
             print(f"{name}: {json.dumps({k: round(v, 4) for k, v in results[name].items()})}", file=sys.stderr)
         print(table(args.n, args.jobs, results))
+        print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         if args.big:
             big = Storybuild(base / "storybuild-10k", Workload(10_000), args.jobs)
             shutil.rmtree(big.root, ignore_errors=True)

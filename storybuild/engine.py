@@ -206,6 +206,9 @@ class Engine:
                                 retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
                                 on_event=on_event)
             with recording(decided.steps, writer, build_id):  # ComfyUI job timings → state DB
+                from storybuild.comfyjobs import recording  # ComfyUI job records, when ComfyUI steps run
+
+            with recording(decided.steps, writer, build_id):
                 done = executor.run(decided, cplan.statics, sources, forced)
             result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
             result.cached += done.cached

@@ -106,16 +106,16 @@ class LiveReporter:
         from rich.live import Live
 
         out = out or sys.stdout
-        self.console = Console(file=out)
-        self.plain = PlainReporter(out, sys.stderr)
-        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
-                         get_renderable=self._render)
         self.total = 0
         self.done = 0
         self.failed = 0
         self.started_at = time.monotonic()
         self.running: dict[str, tuple[float, str, float]] = {}  # id → (fraction, message, since)
         self._live_on = False
+        self.console = Console(file=out)
+        self.plain = PlainReporter(out, sys.stderr)
+        self.live = Live(console=self.console, refresh_per_second=8, transient=True,
+                         get_renderable=self._render)
 
     def __call__(self, event: Event) -> None:
         t = event.type

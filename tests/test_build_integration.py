@@ -397,3 +397,13 @@ def test_a_lock_changed_by_someone_else_is_read(tmp_path):
     result = session(mine).build(jobs=2)
     assert result.ran == [] and len(result.cached) == 4  # served by their lock: this DB never saw the keys
     assert tree(mine) == tree(theirs)
+
+
+def test_outputs_of_actions_gone_from_the_manifest_leave_build(tmp_path, monkeypatch):
+    root = flaky_film(tmp_path, monkeypatch, Flaky(0, TransientError))
+    session(root).build()
+    assert (root / "build" / "gen" / "0.txt").exists()
+    monkeypatch.setattr(planner, "_expand", SimpleNamespace(film_actions=lambda manifest, quality: []))
+    (root / "project.json").write_text((root / "project.json").read_text() + " ")  # the manifest changed
+    assert session(root).build().ok
+    assert not (root / "build" / "gen").exists() and lockfile.read(root) == {}
