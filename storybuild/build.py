@@ -85,18 +85,19 @@ class Session:
         request = self._request(quality, targets)
         if dry_run:
             return self._slow(targets, request, jobs, keep_going, force, True, quality, on_event,
-                              cancel_event, explain, began)
+                              cancel_event, explain, began, frozenset())
         lock = ProjectLock(self.store_dir, wait=wait, what="build",
                            on_wait=lambda holder: on_event(Event("wait", data={"holder": holder})))
         with lock:
+            intact: frozenset[str] = frozenset()
             if not force and not explain:
-                fresh = stamp.check(self.root, self.store_dir, request)
+                fresh, intact = stamp.scan(self.root, self.store_dir, request)
                 if fresh is not None:
                     result = BuildResult(up_to_date=fresh, seconds=time.monotonic() - began)
                     on_event(Event("summary", data=result.summary()))
                     return result
             return self._slow(targets, request, jobs, keep_going, force, False, quality, on_event,
-                              cancel_event, explain, began)
+                              cancel_event, explain, began, intact)
 
     def plan(self, targets: Sequence[str] = (), *, quality: str = "full", force: bool = False) -> BuildResult:
         """What a build would run and why (a dry run)."""
@@ -118,12 +119,12 @@ class Session:
         return (__version__, quality, self.manifest, tuple(sorted(set(targets))))
 
     def _slow(self, targets, request, jobs, keep_going, force, dry_run, quality, on_event, cancel_event,
-              explain, began) -> BuildResult:
+              explain, began, intact) -> BuildResult:
         from storybuild.engine import Engine
 
         if not dry_run:
             stamp.remove(self.store_dir)  # before anything changes: a stamp must never lie
-        engine = Engine(self, quality)
+        engine = Engine(self, quality, intact)
         try:
             result = engine.run(targets, jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
                                 force=force, dry_run=dry_run, on_event=on_event,

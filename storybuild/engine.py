@@ -70,7 +70,7 @@ def load_plan(session: Session, quality: str) -> CachedPlan:
 class Engine:
     """One build through the full path."""
 
-    def __init__(self, session: Session, quality: str):
+    def __init__(self, session: Session, quality: str, intact: frozenset[str] = frozenset()):
         self.session = session
         self.root = session.root
         self.store_dir = session.store_dir
@@ -81,6 +81,7 @@ class Engine:
         self.closure: set[str] = set()
         self._entries: list[tuple] = []
         self._limits: dict[str, int | None] = {}
+        self._intact = intact  # placed outputs the stamp scan just found unchanged
 
     def close(self) -> None:
         """Close the state DB."""
@@ -190,7 +191,8 @@ class Engine:
             build_id = self.db.start_build(selected, self.quality)
             writer.put(state.put_file(p, h) for p, h in hasher.trusted().items())
             views = self._views
-            recorder = BuildRecorder(cache, writer, self.view, build_id, cplan.statics, views, cplan.placed)
+            recorder = BuildRecorder(cache, writer, self.view, build_id, cplan.statics, views, cplan.placed,
+                                     self._intact)
             made = {i: f.outputs for i, f in decided.fresh.items()}
             for action_id, fresh in decided.fresh.items():
                 action = by_id[action_id]

@@ -25,7 +25,7 @@ class BuildRecorder:
 
     def __init__(self, cache: ActionCache, writer: StateWriter, view: View, build_id: int,
                  statics: Mapping[str, Static], views: dict[str, ViewRecord],
-                 placed: Mapping[str, tuple[tuple[str, str], ...]]):
+                 placed: Mapping[str, tuple[tuple[str, str], ...]], intact: frozenset[str] = frozenset()):
         self.cache = cache
         self.writer = writer
         self.view = view
@@ -33,6 +33,7 @@ class BuildRecorder:
         self.statics = statics
         self.views = views  # path → record, kept current as files are placed
         self.placements = placed  # action id → (output name, project path) pairs
+        self.intact = intact  # placed paths verified unchanged by stat just before this build
         self.results: dict[str, tuple[str, Mapping[str, str]]] = {}  # action id → (key, outputs)
         self._lock = threading.Lock()
 
@@ -52,8 +53,11 @@ class BuildRecorder:
         under a key its last build did not have (so it counts as 'cached', not 'up to date')."""
         with self._lock:
             self.results[action.id] = (key, outputs)
+        pairs = self.placements[action.id]
+        if previous_key == key and all(rel in self.intact for _, rel in pairs):
+            return False  # same result, and its files were stat-checked a moment ago
         # Reading self.views while workers add to it is safe: place() only gets paths.
-        placed = self.view.place(action.id, self.placements[action.id], outputs, self.views)
+        placed = self.view.place(action.id, pairs, outputs, self.views)
         if placed:
             self.placed(placed)
         if previous_key == key:

@@ -54,3 +54,12 @@ def test_remove_and_garbage(tmp_path):
     assert stamp.check(str(tmp_path), str(tmp_path), ("v", "full")) is None
     (tmp_path / stamp.STAMP_NAME).write_bytes(b"not marshal")
     assert stamp.check(str(tmp_path), str(tmp_path), ("v", "full")) is None
+
+
+def test_scan_lists_the_outputs_it_found_intact_when_a_source_changed(tmp_path):
+    src, out = make(tmp_path)
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (2, frozenset({"out.txt"}))
+    src.write_text("another prompt")
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (None, frozenset({"out.txt"}))
+    out.unlink()
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (None, frozenset())

@@ -49,33 +49,51 @@ def write(store_dir: str, request: tuple, actions: int, entries: list[Entry]) ->
 
 def check(root: str, store_dir: str, request: tuple) -> int | None:
     """The number of up-to-date actions when nothing changed since the stamp, else None."""
+    return scan(root, store_dir, request)[0]
+
+
+def scan(root: str, store_dir: str, request: tuple) -> tuple[int | None, frozenset[str]]:
+    """(up-to-date actions, or None if anything changed; placed outputs found intact).
+
+    When only sources changed, the full build that follows need not re-check the placed
+    outputs this scan already found unchanged: the second item lists them.
+    """
     try:
         with open(_path(store_dir), "rb") as f:
             fmt, stamped, actions, entries = marshal.load(f)
     except (OSError, EOFError, ValueError, TypeError):
-        return None
+        return None, frozenset()
     if fmt != STAMP_FORMAT or stamped != request:
-        return None
+        return None, frozenset()
     refreshed = False
+    changed = False
+    intact = []
     stat = os.stat
     join = os.path.join
     for index, (rel, mtime_ns, size, ino, digest) in enumerate(entries):
         try:
             st = stat(join(root, rel))
         except OSError:
-            return None
-        if st.st_mtime_ns == mtime_ns and st.st_ino == ino and st.st_size == size:
+            changed = True
             continue
-        if not digest or (size >= 0 and st.st_size != size):  # size -1: stamped while racy
-            return None
+        if st.st_mtime_ns == mtime_ns and st.st_ino == ino and st.st_size == size:
+            if not digest:
+                intact.append(rel)
+            continue
+        if changed or not digest or (size >= 0 and st.st_size != size):  # size -1: stamped while racy
+            changed = True
+            continue
         from storybuild.hashing import RACY_NS, digest_file
 
         if digest_file(join(root, rel)) != digest:
-            return None
+            changed = True
+            continue
         # Same bytes: trust the new stat from now on, unless it is too recent to trust.
         if st.st_mtime_ns <= time.time_ns() - RACY_NS:
             entries[index] = (rel, st.st_mtime_ns, st.st_size, st.st_ino, digest)
             refreshed = True
+    if changed:
+        return None, frozenset(intact)
     if refreshed:
         write(store_dir, request, actions, entries)
-    return actions
+    return actions, frozenset(intact)
