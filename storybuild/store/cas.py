@@ -21,7 +21,6 @@ from typing import Iterator
 from storybuild.hashing import digest_file
 
 _READ_ONLY = 0o444
-_FEW = 8  # up to this many new objects are fsynced one by one rather than with syncfs
 
 
 class CAS:
@@ -111,14 +110,13 @@ class CAS:
     def sync(self) -> None:
         """Make every object added since the last call durable (with its directory entry).
 
-        A few objects are fsynced one by one (with their shard directories). For more, on
-        Linux, one syncfs(2) of the store's filesystem does it in a few milliseconds where
-        an fsync per tiny object costs milliseconds each.
+        On Linux one syncfs(2) of the store's filesystem does it in a few milliseconds,
+        where an fsync per object (and per shard directory) costs milliseconds each, even
+        for a one-change build's handful. Elsewhere each object and directory is fsynced.
         """
         with self._lock:
             pending, self._pending = self._pending, []
-        # A few objects: fsync each (bounded cost). Many: one syncfs of the filesystem.
-        if not pending or (len(pending) > _FEW and _syncfs(self.root)):
+        if not pending or _syncfs(self.root):
             return
         shards = set()
         for digest in pending:
