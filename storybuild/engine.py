@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from storybuild.build import BuildResult, Session
 from storybuild.errors import DiagnosticList, SourceLoc
@@ -105,13 +105,13 @@ class Engine:
         self.db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
         hasher = FileHasher(self.root, self.db.files())
         sources = self._sources(order, hasher)
-        runs = self.db.runs()
+        runs = self.db.runs(details=False)  # details are read only for the steps that run
         lock = self._read_lock(runs)
         self._views = self.db.views()
         cache = ActionCache(self.cas, lock, runs, self.db.cached,
                             present=(record.digest for record in self._views.values()))
         failures = {f.action: f.error for f in self.db.failures()}
-        previous = {i: Previous(r.key, r.detail) for i, r in runs.items()}
+        previous = _Previous(runs, self.db)
         decided = plan(order, cplan.statics, sources, cache.get, previous, force=forced, failed=failures,
                        loc_of=self._loc_of(cplan))
         result = BuildResult(steps=decided.steps, up_to_date=len(decided.fresh), dry_run=dry_run)
@@ -263,6 +263,23 @@ class Engine:
 
 
 HISTORY_KEEP = 50
+
+
+class _Previous(Mapping[str, Previous]):
+    """plan's `previous`: each action's last key at hand, its details read when asked for."""
+
+    def __init__(self, runs, db: StateDB):
+        self._runs, self._db = runs, db
+
+    def __getitem__(self, action_id: str) -> Previous:
+        run = self._runs[action_id]
+        return Previous(run.key, self._db.run_detail(action_id) or "{}")
+
+    def __iter__(self):
+        return iter(self._runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
 
 
 def _entry(rel: str, h) -> tuple:

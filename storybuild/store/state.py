@@ -122,10 +122,18 @@ class StateDB:
         rows = self.conn.execute("SELECT path, action, digest, mtime_ns, size, ino FROM views")
         return {p: ViewRecord(a, d, FileStat(m, s, i)) for p, a, d, m, s, i in rows}
 
-    def runs(self) -> dict[str, RunRecord]:
-        """The last build of every action id."""
+    def runs(self, *, details: bool = True) -> dict[str, RunRecord]:
+        """The last build of every action id (without the bulky details, if asked: "")."""
+        if not details:
+            rows = self.conn.execute("SELECT id, key, outputs FROM runs")
+            return {i: RunRecord(k, json.loads(o), "") for i, k, o in rows}
         rows = self.conn.execute("SELECT id, key, outputs, detail FROM runs")
         return {i: RunRecord(k, json.loads(o), d) for i, k, o, d in rows}
+
+    def run_detail(self, action: str) -> str | None:
+        """The details (JSON) an action's last build recorded, for explaining a rebuild."""
+        row = self.conn.execute("SELECT detail FROM runs WHERE id=?", (action,)).fetchone()
+        return row[0] if row else None
 
     def cached(self, key: str) -> dict[str, str] | None:
         """The action cache: output digests for `key`, or None."""
