@@ -371,3 +371,21 @@ def test_watch_end_to_end_on_a_small_film(tmp_path):
     finally:
         code = watch.stop()
     assert code == 0, watch.output
+
+    # `storybuild report` shares the same page, static, with what the store recorded.
+    import subprocess
+    import sys
+
+    from watchproject import REPO
+
+    done = subprocess.run([sys.executable, "-m", "storybuild", "report"], cwd=tmp_path, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert done.returncode == 0, done.stderr
+    index = tmp_path / "build" / "report" / "index.html"
+    html = index.read_text()
+    data = json.loads(html.split('id="initial-data">', 1)[1].split("</script>", 1)[0])
+    assert (index.parent / data["film"]["url"]).read_bytes() == film.read_bytes()
+    assert [s["id"] for s in data["scenes"][0]["shots"]] == ["one", "two"]
+    assert all((index.parent / s["thumb"]).is_file() for s in data["scenes"][0]["shots"])
+    timings = data["rebuilds"][0]["timings"]
+    assert {"speech/one/0", "shot/one", "film"} <= set(timings) and all(t >= 0 for t in timings.values())

@@ -141,11 +141,9 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
                       "start": timed[i].get("start") if i < len(timed) else None,
                       "end": timed[i].get("end") if i < len(timed) else None}
                      for i, line in enumerate(shot["lines"])]
-            video = media.current(build_dir, f"shots/{shot['id']}.mp4")
             times = shot_times.get(shot["id"], {})
             shots.append({**shot, "lines": lines, "status": status,
                           "thumb": urls.media(thumb) if thumb else None,
-                          "video": urls.media(video) if video else None,
                           "start": times.get("start"), "end": times.get("end")})
         wav = media.current(build_dir, f"scenes/{scene['id']}.wav")
         times = scene_times.get(scene["id"], {})
