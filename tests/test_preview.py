@@ -285,6 +285,12 @@ def test_newest_quality_wins_and_preview_statuses(tmp_path):
     s1 = data["scenes"][0]["shots"][0]
     assert s1["thumb"] == "preview/shots/s1.png"
     assert s1["status"] == {"state": "built", "seconds": 0.2, "quality": "preview"}
+    # The next preview pass: what the full pass did before is history, not s1's state now.
+    state.rebuild_started("full", [])
+    state.on_event({"event": "finished", "action": "shot/s2", "seconds": 0.5})
+    state.rebuild_started("preview", ["storybuild.yaml"])
+    s1, s2 = page_data(state.snapshot(), build, PlainUrls())["scenes"][0]["shots"]
+    assert s1["status"] == {"state": "cached"} and s2["status"] == {"state": "cached"}
     # When the full-quality film lands later, it takes over.
     time.sleep(0.01)
     (build / "film.mp4").write_bytes(b"full film")

@@ -97,14 +97,14 @@ def _aggregate(entries: list[tuple[str, dict, int | None]], main: str) -> dict:
 
 
 def _status(groups: dict, ident: str, main: str, prefer: str, exists: bool) -> dict:
-    """The status shown for a shot or scene: the quality being built now, else the other.
+    """The status shown for a shot or scene in the latest pass (`prefer`: its quality).
 
-    An output no event mentioned is up to date: served from the cache ("cached").
+    An output that pass never mentioned is up to date: served from the cache ("cached").
+    What the other quality's pass did is history, not the shot's state now.
     """
-    for quality in (prefer, "full" if prefer == "preview" else "preview"):
-        entries = groups.get((quality, ident))
-        if entries:
-            return {**_aggregate(entries, main), "quality": quality}
+    entries = groups.get((prefer, ident))
+    if entries:
+        return {**_aggregate(entries, main), "quality": prefer}
     return {"state": CACHED if exists else "missing"}
 
 
