@@ -20,7 +20,7 @@ from storybuild.backends.comfyui.farm import Farm  # noqa: E402
 from storybuild.backends.comfyui.records import JobRecord, stats  # noqa: E402
 from storybuild.backends.comfyui.runner import Job, Worker  # noqa: E402
 from storybuild.backends.comfyui.workflow import bind  # noqa: E402
-from storybuild.errors import BackendError, Cancelled  # noqa: E402
+from storybuild.errors import BackendError, Cancelled, TransientError  # noqa: E402
 from storybuild.model import ComfyServer  # noqa: E402
 
 SDXL = registry.get("sdxl_text_to_image")
@@ -189,15 +189,29 @@ def test_breaker_opens_half_opens_and_closes():
     breaker.failure("refused")
     assert breaker.allow()
     breaker.failure("refused")
-    assert breaker.state == "open" and not breaker.allow()
+    assert breaker.state == "open" and not breaker.allow() and not breaker.down  # maybe a blip
     now[0] = 10.0
     assert breaker.state == "half-open" and breaker.allow() and not breaker.allow()  # one trial at a time
     breaker.failure("still down")
     assert breaker.state == "open" and breaker.retry_in() == 20.0  # the cooldown doubled
+    assert breaker.down  # it failed its trial too
     now[0] = 30.0
-    assert breaker.allow()
+    assert breaker.allow() and not breaker.down
     breaker.success()
     assert breaker.state == "closed" and breaker.allow()
+
+
+def test_a_dead_farm_fails_its_jobs_after_one_trial_not_after_the_job_timeout(tmp_path):
+    farm = Farm([ComfyServer("http://127.0.0.1:9")], make_worker, breaker_cooldown=0.2)
+    began = time.monotonic()
+    try:
+        for n in range(3):  # the first attempts trip the breaker; later ones fail at once
+            with pytest.raises(TransientError) as caught:
+                farm.result(submit(farm, keyframe_job(n), tmp_path / str(n)), queue_timeout=60)
+    finally:
+        farm.close()
+    assert time.monotonic() - began < 10
+    assert "every ComfyUI server that can run it is down (http://127.0.0.1:9: cannot reach" in caught.value.message
 
 
 def test_stats_by_workflow_and_server():

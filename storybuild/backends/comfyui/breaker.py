@@ -40,6 +40,12 @@ class CircuitBreaker:
             return "open"
         return "half-open"
 
+    @property
+    def down(self) -> bool:
+        """Open again after a failed half-open trial: the server is down, not blipping."""
+        with self.lock:
+            return self._state() == "open" and self.cooldown > self.base_cooldown
+
     def retry_in(self) -> float:
         """Seconds until an open breaker lets a trial through (0 when it would now)."""
         with self.lock:

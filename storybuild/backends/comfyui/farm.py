@@ -138,10 +138,18 @@ class Farm:
                 if self.withdraw(job):
                     raise TransientError(f"{job.workflow}: no ComfyUI server took the job in {queue_timeout:.0f}s "
                                          f"({self.describe()})")
+            # Waiting out the job timeout for servers that have failed even their trial
+            # would make a dead farm cost every action (and each of its retries) minutes.
+            if job.started_at is None and self._all_down(job) and self.withdraw(job):
+                down = "; ".join(s.breaker.last_error or f"{s.url}: failing" for s in self.slots if s.can_run(job))
+                raise TransientError(f"{job.workflow}: every ComfyUI server that can run it is down ({down})")
             try:
                 return job.future.result(timeout=0.1)
             except TimeoutError:
                 continue
+
+    def _all_down(self, job: FarmJob) -> bool:
+        return all(slot.breaker.down for slot in self.slots if slot.can_run(job))
 
     def withdraw(self, job: FarmJob) -> bool:
         """Remove a job that no slot has taken yet; False if it is already running or done."""
