@@ -1,8 +1,8 @@
 """ComfyUI job records into the state DB while a build runs ComfyUI actions.
 
-    farm attempt ──JobRecord──► backend recorder ──op──► StateWriter ──► state.sqlite comfy_jobs
-                                                                              │
-                                                                  storybuild stats
+    farm attempt ──JobRecord──► recorder ──op──► StateWriter ──► state.sqlite comfy_jobs
+                                                                       │
+                                                                storybuild stats
 
 The engine wraps its execution in `recording(...)`. Only a build whose steps include a
 comfyui action imports the ComfyUI backend, so no-op builds and films without generative
