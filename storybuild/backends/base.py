@@ -134,11 +134,12 @@ def register(name: str, backend: Backend) -> None:
         BUILTIN.setdefault(name, f"{type(backend).__module__}:{type(backend).__name__}")
 
 
-# The version of a backend goes into every action key. To keep no-op builds from
-# importing backend modules, versions are declared here too; a test checks they match.
+# The version of a backend goes into every action key: bump it when the same inputs
+# would give different output bytes. Declared here, the one place, so that the plan cache
+# can tell a stale plan without importing backend modules; each backend reads its own.
 VERSIONS: dict[str, str] = {
     "command": "1",
     "espeak": "1",
-    "embedded": "1",
+    "embedded": "2",  # 2: x264 encodes with a fixed two threads
     "comfyui": "1",
 }

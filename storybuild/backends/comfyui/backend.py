@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.base import VERSIONS, ActionContext
 from storybuild.backends.comfyui.records import JobRecord
 from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, bind, lookup, parse_loc
 from storybuild.errors import BackendError, ManifestError
@@ -133,7 +133,7 @@ class ComfyUIBackend:
     """Generative pictures, lip-sync and voices on ComfyUI servers."""
 
     name = "comfyui"
-    version = "1"
+    version = VERSIONS["comfyui"]
     capabilities = frozenset({"text_to_image", "image_to_image", "image_to_video", "text_to_video", "inpaint",
                               "video_alpha", "upscale", "interpolate", "lipsync", "tts"})
 

@@ -26,7 +26,6 @@ from storybuild.errors import BackendError
 XFADE = {"crossfade": "fade", "fade": "fade", "wipe": "wipeleft"}
 # Decoding and filtering on one thread as well: the machine is shared, and a fixed
 # thread count keeps every stage reproducible.
-THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
 
 
 def _input(ctx: ActionContext, name: str) -> Path:
@@ -123,7 +122,7 @@ def run_scene(ctx: ActionContext) -> dict[str, Path]:
     if _copyable(videos, fps, width, height):
         listing = _concat_list(videos, ctx.out_dir / ".shots.ffconcat")
         try:
-            ffmpeg.run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(mix), *THREADS,
+            ffmpeg.run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(mix), *ffmpeg.FILTER_THREADS,
                                "-map", "0:v:0", "-c:v", "copy", *_audio_args(1, samples), *ffmpeg.BITEXACT,
                                str(out)], ctx.cancel_event, what=ctx.action_id)
         finally:
@@ -134,7 +133,7 @@ def run_scene(ctx: ActionContext) -> dict[str, Path]:
             args += ["-i", str(video)]
         graph = ";".join(f"{_conform(i, fps, width, height)}[v{i}]" for i in range(len(videos)))
         graph += ";" + "".join(f"[v{i}]" for i in range(len(videos))) + f"concat=n={len(videos)}:v=1:a=0[v]"
-        ffmpeg.run_ffmpeg([*args, "-i", str(mix), *THREADS, "-filter_complex", graph, "-map", "[v]",
+        ffmpeg.run_ffmpeg([*args, "-i", str(mix), *ffmpeg.FILTER_THREADS, "-filter_complex", graph, "-map", "[v]",
                            *_video_args(fps, frames), *_audio_args(len(videos), samples), *ffmpeg.BITEXACT,
                            str(out)], ctx.cancel_event, what=ctx.action_id)
     ctx.progress(1.0, "scene joined")
@@ -186,7 +185,7 @@ def _film_video(ctx: ActionContext, cut: FilmCut, scenes: Sequence[Path], master
     if plain and frames_in == [span.frames for span in cut.scenes] and _copyable(scenes, fps, width, height):
         listing = _concat_list(scenes, ctx.out_dir / ".scenes.ffconcat")
         try:
-            ffmpeg.run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(master), *THREADS,
+            ffmpeg.run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(master), *ffmpeg.FILTER_THREADS,
                                "-map", "0:v:0", "-c:v", "copy", *_audio_args(1, samples), *ffmpeg.BITEXACT,
                                str(out)], ctx.cancel_event, what=ctx.action_id)
         finally:
@@ -196,7 +195,7 @@ def _film_video(ctx: ActionContext, cut: FilmCut, scenes: Sequence[Path], master
     for path in scenes:
         args += ["-i", str(path)]
     graph = _film_graph(cut, fps, width, height, frames_in)
-    ffmpeg.run_ffmpeg([*args, "-i", str(master), *THREADS, "-filter_complex", graph, "-map", "[v]",
+    ffmpeg.run_ffmpeg([*args, "-i", str(master), *ffmpeg.FILTER_THREADS, "-filter_complex", graph, "-map", "[v]",
                        *_video_args(fps, cut.frames), *_audio_args(len(scenes), samples), *ffmpeg.BITEXACT,
                        str(out)], ctx.cancel_event, what=ctx.action_id)
 

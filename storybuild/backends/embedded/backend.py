@@ -6,7 +6,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Mapping
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.base import VERSIONS, ActionContext
 from storybuild.errors import BackendError
 
 # kind → "module:function(ctx) -> {output: path}"; modules load only when a kind runs.
@@ -24,7 +24,7 @@ class EmbeddedBackend:
     """CPU-only pictures, lip-sync, sound and assembly (no GPU, no server)."""
 
     name = "embedded"
-    version = "1"
+    version = VERSIONS["embedded"]
     capabilities = frozenset({"visemes", "render3d", "image", "mix", "assemble", "export"})
 
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:

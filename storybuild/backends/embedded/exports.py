@@ -28,7 +28,6 @@ PRESETS: dict[str, tuple[int, int] | None] = {
     "source": None,  # the film's own size
 }
 STEMS = ("dialogue", "music", "sfx", "ambience", "master")
-THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
 
 
 def _input(ctx: ActionContext, name: str) -> Path:
@@ -65,7 +64,7 @@ def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: 
         video = ["-filter_complex", graph, "-map", "[v]", *ffmpeg.X264, "-g", str(max(1, round(fps))),
                  "-frames:v", str(frames)]
     sound = ["-map", "0:a:0?", "-c:a", "copy"]  # "?": a silent film has no audio stream to copy
-    ffmpeg.run_ffmpeg([*args, *THREADS, *video, *sound, *ffmpeg.BITEXACT, "-movflags", "+faststart", str(out)],
+    ffmpeg.run_ffmpeg([*args, *ffmpeg.FILTER_THREADS, *video, *sound, *ffmpeg.BITEXACT, "-movflags", "+faststart", str(out)],
                       ctx.cancel_event, what=ctx.action_id)
 
 

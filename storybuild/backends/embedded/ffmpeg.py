@@ -17,11 +17,13 @@ from typing import Iterable, Sequence
 
 from storybuild.errors import BackendError, Cancelled
 
-# Flags that keep outputs byte-identical across runs: no encoder/creation-time metadata,
-# one thread (x264's output depends on its thread count).
+# Flags that keep outputs byte-identical across runs: no encoder/creation-time metadata and
+# a FIXED thread count (x264's output depends on its thread count, not on the machine's
+# cores, so two threads everywhere gives the same bytes everywhere, ~1.6x faster than one).
 BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
-X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-threads", "1",
-        "-x264-params", "threads=1:sliced-threads=0"]
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-threads", "2",
+        "-x264-params", "threads=2:sliced-threads=0"]
+FILTER_THREADS = ["-filter_threads", "1", "-filter_complex_threads", "1"]
 AAC = ["-c:a", "aac", "-b:a", "192k"]
 
 

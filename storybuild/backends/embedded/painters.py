@@ -194,23 +194,3 @@ def painter_for(spec: ShotSpec) -> Overlay:
     if spec.picture == CLIP:
         return Overlay(spec)
     return PAINTERS[spec.picture](spec)
-
-
-# One painter per worker process, built by the pool's initializer.
-_worker: Painter | None = None
-
-
-def init_worker(spec: ShotSpec) -> None:
-    """Pool initializer: build this process's painter once."""
-    global _worker
-    painter = painter_for(spec)
-    if not isinstance(painter, Painter):
-        raise BackendError(f"{spec.picture} pictures are not painted frame by frame")
-    _worker = painter
-
-
-def paint_chunk(start: int, stop: int) -> list[bytes]:
-    """Frames start..stop-1 as raw RGB bytes (runs in a worker process)."""
-    if _worker is None:
-        raise BackendError("frame worker used before it was initialised")
-    return [_worker.frame(i).tobytes() for i in range(start, stop)]

@@ -107,7 +107,7 @@ def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path]) -> ShotSpe
 
 
 def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
-    """Frames in order, painted here or by ctx.jobs worker processes."""
+    """Frames in order, painted here (one job, or a short shot) or by the shared frame pool."""
     jobs = max(1, int(ctx.jobs or 1))
     if jobs == 1 or spec.frames < MIN_PARALLEL_FRAMES:
         painter = painter_for(spec)
@@ -115,25 +115,20 @@ def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
             ctx.check_cancelled()
             yield painter.frame(i).tobytes()
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import uuid
     from concurrent.futures.process import BrokenProcessPool
 
-    from storybuild.backends.embedded.painters import init_worker, paint_chunk
+    from storybuild.backends.embedded import framepool
 
-    # spawn, not fork: the executor runs actions on threads, and forking a threaded
-    # process can leave a lock held forever in the child.
-    # Each worker loads the scene once: no more workers than there is work to share.
-    workers = min(jobs, max(2, spec.frames // (2 * CHUNK_FRAMES)))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(spec,))
+    key = uuid.uuid4().hex  # this run of this shot: workers cache its painter under it
     done = 0
+    pending: deque = deque()
     try:
         chunks = deque((s, min(s + CHUNK_FRAMES, spec.frames)) for s in range(0, spec.frames, CHUNK_FRAMES))
-        pending: deque = deque()
         while chunks or pending:
-            while chunks and len(pending) < 2 * workers:  # bounded read-ahead keeps memory flat
-                pending.append(pool.submit(paint_chunk, *chunks.popleft()))
+            # bounded read-ahead keeps memory flat and leaves room for other shots' chunks
+            while chunks and len(pending) < 2 * framepool.workers():
+                pending.append(framepool.submit(key, spec, *chunks.popleft()))
             for frame in pending.popleft().result():
                 ctx.check_cancelled()
                 done += 1
@@ -141,13 +136,15 @@ def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
     except BrokenProcessPool:
         # Workers could not start (e.g. a host script without a __main__ guard): the frames
         # are the same painted here, only slower.
+        framepool.discard()
         ctx.log(f"{ctx.action_id}: frame workers unavailable, painting in one process")
         painter = painter_for(spec)
         for i in range(done, spec.frames):
             ctx.check_cancelled()
             yield painter.frame(i).tobytes()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in pending:
+            future.cancel()
 
 
 def _conformed(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:

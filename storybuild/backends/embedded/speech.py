@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.base import VERSIONS, ActionContext
 from storybuild.errors import BackendError, Cancelled
 
 WORKER = Path(__file__).with_name("espeak_worker.py")
@@ -60,11 +60,12 @@ class EspeakBackend:
     """Speech from text with espeak-ng (the espeakng-loader wheel), with word and phoneme timings."""
 
     name = "espeak"
-    version = "1"
+    version = VERSIONS["espeak"]
     capabilities = frozenset({"tts"})
 
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
-        return None
+        """The espeak-ng build: a new espeakng-loader release may speak the same line differently."""
+        return {"espeakng-loader": _espeak_release()}
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         if ctx.kind != "speech":
@@ -97,6 +98,16 @@ def voice_settings(params: Mapping[str, Any]) -> VoiceSettings:
         pitch=min(max(pitch, PITCH_RANGE[0]), PITCH_RANGE[1]),
         volume=round(min(max(volume, 0.0), VOLUME_MAX) * 100),
     )
+
+
+@lru_cache(maxsize=1)
+def _espeak_release() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("espeakng-loader")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _library_paths() -> tuple[str, str]:
