@@ -207,10 +207,7 @@ class Engine:
             executor = Executor(runner, recorder, jobs=jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
                                 on_event=on_event)
-            with recording(decided.steps, writer, build_id):  # ComfyUI job timings → state DB
-                from storybuild.comfyjobs import recording  # ComfyUI job records, when ComfyUI steps run
-
-            with recording(decided.steps, writer, build_id):
+            with recording(decided.steps, writer, build_id):  # ComfyUI job records, when ComfyUI steps run
                 done = executor.run(decided, cplan.statics, sources, forced)
             result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
             result.cached += done.cached
