@@ -389,3 +389,40 @@ def test_watch_end_to_end_on_a_small_film(tmp_path):
     assert all((index.parent / s["thumb"]).is_file() for s in data["scenes"][0]["shots"])
     timings = data["rebuilds"][0]["timings"]
     assert {"speech/one/0", "shot/one", "film"} <= set(timings) and all(t >= 0 for t in timings.values())
+
+
+def test_watch_edit_during_a_build_cancels_it_and_corrupts_nothing(tmp_path):
+    """A save mid-build cancels the stale pass; the restarted one makes the film of the
+    latest manifest, and a plain `storybuild build` afterwards has nothing to do."""
+    import subprocess
+    import sys
+
+    from watchproject import REPO, WatchProcess, digest, set_line, write_project
+
+    # Larger frames than the other tests, so that a pass lasts long enough to interrupt.
+    manifest = write_project(tmp_path, "Hello there.", size=(320, 180), fps=24)
+    watch = WatchProcess(tmp_path)
+    try:
+        watch.wait_for_rebuild(1, timeout=300)
+        set_line(manifest, "Hello there.", "The tide is turning, Ben, and the boats are late tonight.")
+        watch.wait_for_state(lambda s: any(r["action"] == "shot/one" for r in s["running"]),
+                             timeout=60, what="the shot rendering")
+        set_line(manifest, "The tide is turning", "The tide has turned")
+        state = watch.wait_for_state(
+            lambda s: len(s["rebuilds"]) >= 3 and s["rebuilds"][0]["outcome"] != "building" and s["phase"] == "idle",
+            timeout=300, what="the restarted pass")
+        outcomes = [r["outcome"] for r in reversed(state["rebuilds"])]
+        assert outcomes == ["ok", "cancelled", "ok"], watch.output
+        [line] = state["scenes"][0]["shots"][0]["lines"]
+        assert line["text"].startswith("The tide has turned")
+    finally:
+        assert watch.stop() == 0, watch.output
+    cut = json.loads((tmp_path / "build" / "film.json").read_text())
+    assert [l["text"] for l in cut["lines"]][0].startswith("The tide has turned")
+    film = digest(tmp_path / "build" / "film.mp4")
+    done = subprocess.run([sys.executable, "-m", "storybuild", "build", "film", "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["event"] == "summary" and summary["ran"] == 0 and summary["failed"] == 0, done.stdout
+    assert digest(tmp_path / "build" / "film.mp4") == film

@@ -24,8 +24,8 @@ MANIFEST = """\
 version: 1
 project:
   title: Watch Test
-  fps: 8
-  resolution: [160, 90]
+  fps: FPS
+  resolution: [WIDTH, HEIGHT]
   preview: {scale: 0.5, fps: 4}
 characters:
   ana:
@@ -54,10 +54,11 @@ scenes:
 """
 
 
-def write_project(root: Path, line: str = "Hello there.") -> Path:
+def write_project(root: Path, line: str = "Hello there.", size: tuple[int, int] = (160, 90), fps: int = 8) -> Path:
     """Write the tiny project's manifest with `line` as the first line; return its path."""
     path = root / "storybuild.yaml"
-    save(path, MANIFEST.replace("LINE_ONE", line))
+    text = MANIFEST.replace("LINE_ONE", line).replace("FPS", str(fps))
+    save(path, text.replace("WIDTH", str(size[0])).replace("HEIGHT", str(size[1])))
     return path
 
 

@@ -252,7 +252,9 @@ class PreviewServer:
 
     def __init__(self, build_dir: Path, state: LiveState, host: str = "127.0.0.1", port: int = 8737):
         self.httpd = PreviewHTTPServer((host, port), build_dir, state)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="preview-server", daemon=True)
+        # A short poll interval: stopping the server (Ctrl-C, tests) should not lag.
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="preview-server", daemon=True)
 
     @property
     def url(self) -> str:
