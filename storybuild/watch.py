@@ -35,7 +35,7 @@ MAX_WAIT = 0.5  # but a steady stream of writes must not postpone the rebuild fo
 # inotify also reports reads (opened, closed_no_write); the build reads these very files.
 _CHANGE_EVENTS = {"created", "deleted", "modified", "moved", "closed"}
 
-EventFn = Callable[[Mapping[str, Any]], None]
+EventFn = Callable[[Any], None]  # receives storybuild.events.Event (or its JSON form)
 
 
 class Engine(Protocol):
