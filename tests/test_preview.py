@@ -108,6 +108,16 @@ def test_server_binds_loopback_and_serves_page_and_state(site):
     assert request(server, "/nope")[0].status == 404
 
 
+def test_loopback_server_refuses_foreign_host_names(site):
+    server, _, _ = site
+    port = urlsplit(server.url).port
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert request(server, "/api/state", {"Host": host})[0].status == 200, host
+    for host in (f"evil.example:{port}", "attacker.test", ""):
+        resp, body = request(server, "/media/film.mp4", {"Host": host})
+        assert resp.status == 403 and body == b"", host
+
+
 def test_media_full_and_range_requests(site):
     server, _, _ = site
     size = len(FILM)

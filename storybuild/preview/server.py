@@ -34,6 +34,7 @@ SSE_MIN_INTERVAL = 0.1  # coalesce bursts of progress events into one push per i
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CUTS = ("film.json", "preview/film.json")  # the only files /subtitles.vtt will read
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 mimetypes.add_type("text/vtt", ".vtt")
 mimetypes.add_type("audio/wav", ".wav")
@@ -96,6 +97,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def _dispatch(self, body: bool) -> None:
         url = urlsplit(self.path)
         path = unquote(url.path)
+        if not self.server.host_allowed(self.headers.get("Host", "")):
+            # A page elsewhere could point a name it controls at 127.0.0.1 (DNS rebinding)
+            # and read the film through the victim's browser; a loopback server only
+            # answers requests addressed to a loopback name.
+            self._send_status(HTTPStatus.FORBIDDEN)
+            return
         try:
             if path in ("/", "/index.html"):
                 self._send_text(render_page(self._data(), live=True), "text/html; charset=utf-8", body)
@@ -244,7 +251,15 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         self.urls = _ServerUrls(self.build_dir)
         self.media_roots = (self.build_dir, (self.build_dir.parent / ".storybuild").resolve())
         self.stopping = threading.Event()
+        self.loopback = address[0] in LOOPBACK_NAMES or str(address[0]).startswith("127.")
         super().__init__(address, PreviewHandler)
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether a request's Host header may be answered (any, unless bound to loopback)."""
+        if not self.loopback:
+            return True  # the user chose to serve the network with --host
+        name = urlsplit(f"//{host}").hostname or ""
+        return name in LOOPBACK_NAMES or name.startswith("127.")
 
 
 class PreviewServer:
