@@ -146,6 +146,10 @@ def test_media_full_and_range_requests(site):
     assert resp.status == 200 and body == FILM
     resp, body = request(server, "/media/film.mp4", {"Range": "bytes=0-9", "If-Range": etag})
     assert resp.status == 206 and body == FILM[:10]
+    resp, body = request(server, "/media/film.mp4", {"If-None-Match": etag})
+    assert resp.status == 304 and body == b"" and resp.getheader("ETag") == etag
+    resp, body = request(server, "/media/film.mp4", {"If-None-Match": '"older"'})
+    assert resp.status == 200 and body == FILM
     resp, body = request(server, "/media/film.mp4", method="HEAD")
     assert resp.status == 200 and resp.getheader("Content-Length") == str(size) and body == b""
 

@@ -130,7 +130,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        self.send_header("Content-Length", "0")
+        if status not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):  # those have no body by definition
+            self.send_header("Content-Length", "0")
         self.end_headers()
 
     def _send_text(self, text: str, content_type: str, body: bool) -> None:
@@ -183,6 +184,10 @@ class PreviewHandler(BaseHTTPRequestHandler):
                 "Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-cache",
                 "Last-Modified": self.date_time_string(int(st.st_mtime)),
             }
+            if etag in (t.strip() for t in self.headers.get("If-None-Match", "").split(",")):
+                # The page redraws its contact sheet often; unchanged thumbnails cost a 304.
+                self._send_status(HTTPStatus.NOT_MODIFIED, {"ETag": etag, "Cache-Control": "no-cache"})
+                return
             first, last, status = 0, size - 1, HTTPStatus.OK
             header = self.headers.get("Range")
             if_range = self.headers.get("If-Range")
