@@ -42,10 +42,12 @@ class BuildResult:
 
     @property
     def ok(self) -> bool:
+        """True when nothing failed and the build was not cancelled."""
         return not self.failed and not self.cancelled
 
     @property
     def status(self) -> str:
+        """ok, failed or cancelled."""
         return "cancelled" if self.cancelled else "failed" if self.failed else "ok"
 
     def summary(self) -> dict[str, Any]:

@@ -158,6 +158,7 @@ class Engine:
         locs: dict[str, Any] = {}
 
         def loc_of(path: str) -> SourceLoc | None:
+            """The manifest location of a dotted path (locations load on first use)."""
             if not locs:
                 locs.update(cplan.locs if cplan.locs is not None else
                             plancache.load_locs(self.store_dir, self.quality))
@@ -169,6 +170,7 @@ class Engine:
         from storybuild.backends.base import get_backend
 
         def limit(backend: str) -> int | None:
+            """How many actions of `backend` may run at once (None: no limit)."""
             if backend not in self._limits:
                 value = configured.get(backend) or getattr(get_backend(backend), "concurrency", None)
                 self._limits[backend] = max(1, int(value)) if value else None

@@ -57,21 +57,26 @@ class Outcome(NamedTuple):
 class Runner(Protocol):
     """Performs one action (backend, scratch space, storing outputs)."""
 
-    def run(self, job: Job) -> Outcome: ...
+    def run(self, job: Job) -> Outcome:
+        """Perform one action; return its output digests."""
 
 
 class ExecStore(Protocol):
     """The caches and the records, as the executor needs them."""
 
-    def lookup(self, key: str) -> Mapping[str, str] | None: ...
+    def lookup(self, key: str) -> Mapping[str, str] | None:
+        """Cached outputs for a key (all of them in the CAS), or None."""
 
     def succeeded(self, action: Action, key: str, inputs: Mapping[str, str], outputs: Mapping[str, str],
-                  *, ran: bool, seconds: float, attempts: int, extra: Mapping[str, object]) -> None: ...
+                  *, ran: bool, seconds: float, attempts: int, extra: Mapping[str, object]) -> None:
+        """Record a result: made by running (`ran`), or found in the cache once its inputs existed."""
 
     def attempted(self, action: Action, attempt: int, started: float, seconds: float,
-                  outcome: str, error: str) -> None: ...
+                  outcome: str, error: str) -> None:
+        """Record one attempt (called from worker threads)."""
 
-    def failed(self, action: Action, key: str, error: str, attempts: int) -> None: ...
+    def failed(self, action: Action, key: str, error: str, attempts: int) -> None:
+        """Put a permanently failed action in the retry queue."""
 
 
 @dataclass
@@ -163,13 +168,14 @@ class Executor:
         self.emit(Event("plan", data={"total": len(steps), "cached": len(plan.fresh)}))
 
         def release(done_id: str) -> None:
+            """Make the consumers of a finished step ready once all their inputs are."""
             for consumer in consumers[done_id]:
                 waiting[consumer] -= 1
                 if waiting[consumer] == 0:
                     heapq.heappush(ready, (order[consumer], consumer))
 
         def give_up(root: str) -> None:
-            # Everything downstream of a failure is skipped (and never becomes ready).
+            """Skip everything downstream of a failed step (it never becomes ready)."""
             stack = list(consumers[root])
             while stack:
                 node = stack.pop()
@@ -323,6 +329,7 @@ class Executor:
         last = [0.0]
 
         def progress(fraction: float, message: str = "") -> None:
+            """Pass a backend's progress on as an event, at most every _PROGRESS_INTERVAL."""
             now = time.monotonic()
             if fraction < 1.0 and now - last[0] < _PROGRESS_INTERVAL:
                 return

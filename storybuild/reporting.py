@@ -16,6 +16,7 @@ from storybuild.events import Event
 
 
 def plural(n: int, word: str) -> str:
+    """'1 action', '2 actions'."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -81,6 +82,7 @@ class PlainReporter:
         self.out.flush()
 
     def close(self) -> None:
+        """Flush what is left."""
         self.out.flush()
 
 
@@ -95,6 +97,7 @@ class JsonReporter:
         self.out.flush()
 
     def close(self) -> None:
+        """Flush what is left."""
         self.out.flush()
 
 
@@ -170,6 +173,7 @@ class LiveReporter:
         return table
 
     def close(self) -> None:
+        """Stop the live display (it is transient: the summary line remains)."""
         if self._live_on:
             self.live.stop()
             self._live_on = False

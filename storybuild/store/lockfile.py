@@ -92,6 +92,7 @@ def loads(text: str) -> dict[str, LockEntry]:
     version = None
 
     def close() -> None:
+        """Store the target being read, if any."""
         if target is not None:
             if not key:
                 raise LockFormatError(f"{LOCK_NAME}: target {target!r} has no key")

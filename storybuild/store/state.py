@@ -108,6 +108,7 @@ class StateDB:
         self.conn = connect(self.path)
 
     def close(self) -> None:
+        """Close the connection."""
         self.conn.close()
 
     # ----------------------------------------------------------------- reads
@@ -189,59 +190,73 @@ class StateDB:
 
 
 def put_file(path: str, h: Hashed) -> Op:
+    """Record a source file's stat and digest."""
     return ("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (path, *h.stat, h.digest))
 
 
 def put_meta(name: str, value: str) -> Op:
+    """Set a meta value."""
     return ("INSERT OR REPLACE INTO meta VALUES (?,?)", (name, value))
 
 
 def del_file(path: str) -> Op:
+    """Forget a source file's stat."""
     return ("DELETE FROM files WHERE path=?", (path,))
 
 
 def put_view(path: str, record: ViewRecord) -> Op:
+    """Record a placed output file."""
     return ("INSERT OR REPLACE INTO views VALUES (?,?,?,?,?,?)", (path, record.action, record.digest, *record.stat))
 
 
 def del_view(path: str) -> Op:
+    """Forget a placed output file."""
     return ("DELETE FROM views WHERE path=?", (path,))
 
 
 def put_action(key: str, outputs: Mapping[str, str], meta: Mapping[str, Any]) -> Op:
+    """Add a result to the action cache."""
     return ("INSERT OR REPLACE INTO actions VALUES (?,?,?)", (key, _dumps(outputs), _dumps(meta)))
 
 
 def del_action(key: str) -> Op:
+    """Drop a result from the action cache."""
     return ("DELETE FROM actions WHERE key=?", (key,))
 
 
 def put_run(action: str, key: str, outputs: Mapping[str, str], detail: str) -> Op:
+    """Record what an action was last built from and made."""
     return ("INSERT OR REPLACE INTO runs VALUES (?,?,?,?)", (action, key, _dumps(outputs), detail))
 
 
 def del_run(action: str) -> Op:
+    """Forget an action's last build."""
     return ("DELETE FROM runs WHERE id=?", (action,))
 
 
 def add_produced(build: int, key: str) -> Op:
+    """Note that a build ran the action with this key (for gc --keep)."""
     return ("INSERT OR IGNORE INTO produced VALUES (?,?)", (build, key))
 
 
 def add_attempt(build: int, action: str, attempt: int, started: float, seconds: float,
                 outcome: str, error: str = "") -> Op:
+    """Append one attempt to the history."""
     return ("INSERT INTO attempts VALUES (?,?,?,?,?,?,?)", (build, action, attempt, started, seconds, outcome, error))
 
 
 def set_failure(build: int, action: str, key: str, error: str, attempts: int) -> Op:
+    """Put an action in the retry queue."""
     return ("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?)", (action, key, error, attempts, time.time(), build))
 
 
 def clear_failure(action: str) -> Op:
+    """Take an action out of the retry queue."""
     return ("DELETE FROM failures WHERE action=?", (action,))
 
 
 def finish_build(build: int, status: str, ran: int, cached: int, failed: int) -> Op:
+    """Close a build's record with its outcome and counts."""
     return ("UPDATE builds SET finished=?, status=?, ran=?, cached=?, failed=? WHERE id=?",
             (time.time(), status, ran, cached, failed, build))
 
