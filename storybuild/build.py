@@ -87,19 +87,19 @@ class Session:
         request = self._request(quality, targets)
         if dry_run:
             return self._slow(targets, request, jobs, keep_going, force, True, quality, on_event,
-                              cancel_event, explain, began, frozenset())
+                              cancel_event, explain, began, stamp.Scan(None, frozenset(), None))
         lock = ProjectLock(self.store_dir, wait=wait, what="build",
                            on_wait=lambda holder: on_event(Event("wait", data={"holder": holder})))
         with lock:
-            intact: frozenset[str] = frozenset()
+            scan = stamp.Scan(None, frozenset(), None)
             if not force and not explain:
-                fresh, intact = stamp.scan(self.root, self.store_dir, request)
-                if fresh is not None:
-                    result = BuildResult(up_to_date=fresh, seconds=time.monotonic() - began)
+                scan = stamp.scan(self.root, self.store_dir, request)
+                if scan.up_to_date is not None:
+                    result = BuildResult(up_to_date=scan.up_to_date, seconds=time.monotonic() - began)
                     on_event(Event("summary", data=result.summary()))
                     return result
             return self._slow(targets, request, jobs, keep_going, force, False, quality, on_event,
-                              cancel_event, explain, began, intact)
+                              cancel_event, explain, began, scan)
 
     def plan(self, targets: Sequence[str] = (), *, quality: str = "full", force: bool = False) -> BuildResult:
         """What a build would run and why (a dry run)."""
@@ -117,22 +117,23 @@ class Session:
 
     def _request(self, quality: str, targets: Iterable[str]) -> tuple:
         from storybuild import __version__
+        from storybuild.backends.base import VERSIONS  # a backend version bump is a change
 
-        return (__version__, quality, self.manifest, tuple(sorted(set(targets))))
+        return (__version__, tuple(sorted(VERSIONS.items())), quality, self.manifest, tuple(sorted(set(targets))))
 
     def _slow(self, targets, request, jobs, keep_going, force, dry_run, quality, on_event, cancel_event,
-              explain, began, intact) -> BuildResult:
+              explain, began, scan: stamp.Scan) -> BuildResult:
         from storybuild.engine import Engine
 
         if not dry_run:
             stamp.remove(self.store_dir)  # before anything changes: a stamp must never lie
-        engine = Engine(self, quality, intact)
+        engine = Engine(self, quality, scan)
         try:
             result = engine.run(targets, jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
                                 force=force, dry_run=dry_run, on_event=on_event,
                                 cancel_event=cancel_event or threading.Event(), explain=explain)
             if not dry_run and result.ok and not result.skipped:
-                stamp.write(self.store_dir, request, len(engine.closure), engine.stamp_entries())
+                stamp.write(self.store_dir, request, len(engine.closure), *engine.stamp_entries())
         finally:
             engine.close()
         result.seconds = time.monotonic() - began

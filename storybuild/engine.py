@@ -21,9 +21,9 @@ from storybuild.errors import DiagnosticList, SourceLoc
 from storybuild.events import Event, OnEvent
 from storybuild.hashing import FileHasher, digest_file, stat_of
 from storybuild.model import FileInput, Manifest, Quality
-from storybuild.plan import Plan, Previous, input_digests, plan
+from storybuild.plan import Fresh, Plan, Previous, input_digests, plan
 from storybuild.planner import closure, statics as compute_statics
-from storybuild.store import lockfile, plancache, state
+from storybuild.store import lockfile, plancache, stamp, state
 from storybuild.store.actions import ActionCache
 from storybuild.store.cas import CAS
 from storybuild.store.lockfile import LockEntry
@@ -64,13 +64,14 @@ def load_plan(session: Session, quality: str) -> CachedPlan:
         files=dict(hasher.fresh), locs=dict(manifest.locs))
     os.makedirs(session.store_dir, exist_ok=True)
     plancache.save(session.store_dir, quality, header, result)
+    result.replanned = True
     return result
 
 
 class Engine:
     """One build through the full path."""
 
-    def __init__(self, session: Session, quality: str, intact: frozenset[str] = frozenset()):
+    def __init__(self, session: Session, quality: str, scan: stamp.Scan = stamp.Scan(None, frozenset(), None)):
         self.session = session
         self.root = session.root
         self.store_dir = session.store_dir
@@ -80,8 +81,10 @@ class Engine:
         self.db: StateDB | None = None
         self.closure: set[str] = set()
         self._entries: list[tuple] = []
+        self._fixed = 0
         self._limits: dict[str, int | None] = {}
-        self._intact = intact  # placed outputs the stamp scan just found unchanged
+        self._intact = scan.intact  # placed outputs the stamp scan just found unchanged
+        self._changed = scan.changed  # when only sources changed since the stamp: which ones
 
     def close(self) -> None:
         """Close the state DB."""
@@ -112,8 +115,10 @@ class Engine:
                             present=(record.digest for record in self._views.values()))
         failures = {f.action: f.error for f in self.db.failures()}
         previous = _Previous(runs, self.db)
-        decided = plan(order, cplan.statics, sources, cache.get, previous, force=forced, failed=failures,
-                       loc_of=self._loc_of(cplan))
+        known = self._unaffected(cplan, order, runs)
+        todo = [a for a in order if a.id not in known] if known else order
+        decided = plan(todo, cplan.statics, sources, cache.get, previous, force=forced, failed=failures,
+                       loc_of=self._loc_of(cplan), known=known)
         result = BuildResult(steps=decided.steps, up_to_date=len(decided.fresh), dry_run=dry_run)
         if explain or dry_run:
             for step in decided.steps:
@@ -125,6 +130,30 @@ class Engine:
                       jobs=jobs, keep_going=keep_going, on_event=on_event, cancel_event=cancel_event,
                       selected=selected)
         return result
+
+    def _unaffected(self, cplan: CachedPlan, order, runs) -> dict[str, Fresh]:
+        """Actions that cannot have changed, with their last results; {} when unsure.
+
+        When the stamp scan found that nothing but some sources' bytes changed since the
+        last complete build of this very request, only the actions reading those sources
+        and what depends on them can change (ninja's way): the rest keep their last keys
+        and outputs, and are not even hashed again.
+        """
+        if self._changed is None or cplan.replanned:
+            return {}
+        dirty: set[str] = set()
+        for action in order:  # dependency order: producers are decided before consumers
+            if action.deps() & dirty or any(isinstance(i.source, FileInput) and i.source.path in self._changed
+                                            for i in action.inputs):
+                dirty.add(action.id)
+        known = {}
+        for action in order:
+            if action.id not in dirty:
+                run = runs.get(action.id)
+                if run is None:
+                    return {}  # not the state the stamp described: decide everything
+                known[action.id] = Fresh(run.key, run.outputs)
+        return known
 
     def _read_lock(self, runs) -> dict[str, LockEntry]:
         """storybuild.lock; read from the state DB instead when it is the lock we wrote last.
@@ -244,6 +273,7 @@ class Engine:
         st = stat_of(lock_path)
         if st is not None:
             entries.append((lockfile.LOCK_NAME, *st, digest_file(lock_path)))
+        self._fixed = len(entries)
         known, fresh = self._hasher.known, self._hasher.fresh
         for rel in self._source_paths:
             h = fresh.get(rel) or known.get(rel)
@@ -256,9 +286,10 @@ class Engine:
                     entries.append((rel, *record.stat, ""))
         return entries
 
-    def stamp_entries(self) -> list[tuple]:
-        """What the up-to-date stamp checks after this build (valid once `run` returned)."""
-        return self._entries
+    def stamp_entries(self) -> tuple[list[tuple], int]:
+        """What the up-to-date stamp checks after this build, and how many of those come
+        first as what planning read plus the lock (valid once `run` returned)."""
+        return self._entries, self._fixed
 
 
 HISTORY_KEEP = 50

@@ -106,12 +106,16 @@ def input_digests(action: Action, sources: Mapping[str, str | None],
 
 def plan(order: Sequence[Action], statics: Mapping[str, Static], sources: Mapping[str, str | None],
          lookup: Lookup, previous: Mapping[str, Previous], *, force: Iterable[str] = (),
-         failed: Mapping[str, str] | None = None, loc_of: LocOf = lambda path: None) -> Plan:
-    """The steps that must run to bring `order` up to date, with their reasons."""
+         failed: Mapping[str, str] | None = None, loc_of: LocOf = lambda path: None,
+         known: Mapping[str, Fresh] | None = None) -> Plan:
+    """The steps that must run to bring `order` up to date, with their reasons.
+
+    `known` are actions already decided up to date (not in `order`); actions in `order`
+    may read their outputs."""
     forced = set(force)
     failed = failed or {}
-    result = Plan()
-    made: dict[str, Mapping[str, str]] = {}
+    result = Plan(fresh=dict(known or {}))
+    made: dict[str, Mapping[str, str]] = {i: f.outputs for i, f in result.fresh.items()}
     running: set[str] = set()
     for action in order:
         static = statics[action.id]

@@ -82,6 +82,8 @@ def test_changing_one_prompt_reruns_exactly_its_dependents(tmp_path):
     result = session(root).build(jobs=2)
     assert sorted(result.ran) == ids("kf2", "clip2", "scene1", "film")
     assert "a lighthouse at dusk" in (root / "out" / "film.txt").read_text()
+    # That build decided only what the prompt feeds; deciding everything agrees with it.
+    assert session(root).plan().steps == [] and session(root).build(jobs=2, force=False).ran == []
 
 
 def test_identical_bytes_from_a_rebuilt_upstream_cut_off_downstream(tmp_path):

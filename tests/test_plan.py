@@ -5,7 +5,7 @@ from __future__ import annotations
 from storybuild.errors import SourceLoc
 from storybuild.hashing import action_key
 from storybuild.model import Action, ActionInput, FileInput, Input
-from storybuild.plan import Previous, detail, plan
+from storybuild.plan import Fresh, Previous, detail, plan
 from storybuild.planner import Static
 
 SPEECH = Action(id="speech/a/0", kind="speech", backend="espeak",
@@ -104,3 +104,13 @@ def test_a_result_missing_a_declared_output_is_not_fresh():
     for key in cache:
         cache[key] = {}
     assert len(plan(ORDER, statics(), SOURCES, cache.get, previous).steps) == 2
+
+
+def test_known_actions_are_not_decided_again_but_feed_their_consumers():
+    cache, previous = built()
+    known = {"speech/a/0": Fresh(previous["speech/a/0"].key, {"line.wav": "wav1"})}
+    result = plan([SHOT], statics(), SOURCES, cache.get, previous, known=known)
+    assert result.steps == [] and set(result.fresh) == {"speech/a/0", "shot/a"}
+    known = {"speech/a/0": Fresh("k-new", {"line.wav": "wav2"})}
+    result = plan([SHOT], statics(), SOURCES, cache.get, previous, known=known)
+    assert reasons(result) == {"shot/a": ["input changed: audio (from speech/a/0)"]}

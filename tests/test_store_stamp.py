@@ -21,7 +21,7 @@ def make(tmp_path):
     for p, digest in ((src, digest_file(src)), (out, "")):
         st = p.stat()
         entries.append((p.name, st.st_mtime_ns, st.st_size, st.st_ino, digest))
-    stamp.write(str(tmp_path), ("v", "full"), 2, entries)
+    stamp.write(str(tmp_path), ("v", "full"), 2, entries, fixed=0)
     return src, out
 
 
@@ -56,10 +56,19 @@ def test_remove_and_garbage(tmp_path):
     assert stamp.check(str(tmp_path), str(tmp_path), ("v", "full")) is None
 
 
-def test_scan_lists_the_outputs_it_found_intact_when_a_source_changed(tmp_path):
+def test_scan_names_changed_sources_and_intact_outputs(tmp_path):
     src, out = make(tmp_path)
-    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (2, frozenset({"out.txt"}))
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (2, frozenset({"out.txt"}), frozenset())
     src.write_text("another prompt")
-    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (None, frozenset({"out.txt"}))
-    out.unlink()
-    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (None, frozenset())
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (
+        None, frozenset({"out.txt"}), frozenset({"p.txt"}))
+    out.unlink()  # an output changed too: no incremental build
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")) == (None, frozenset(), None)
+
+
+def test_a_change_in_what_planning_read_rules_out_an_incremental_build(tmp_path):
+    src, out = make(tmp_path)
+    fmt_entries = [(e[0], *e[1:]) for e in __import__("marshal").load(open(tmp_path / stamp.STAMP_NAME, "rb"))[4]]
+    stamp.write(str(tmp_path), ("v", "full"), 2, fmt_entries, fixed=1)  # p.txt stands for the manifest
+    src.write_text("another manifest")
+    assert stamp.scan(str(tmp_path), str(tmp_path), ("v", "full")).changed is None

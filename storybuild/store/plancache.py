@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from storybuild.hashing import FileHasher, FileStat, Hashed
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _NEVER = FileStat(-1, -1, -1)
 
 
@@ -33,6 +33,7 @@ class CachedPlan:
     placed: dict = field(default_factory=dict)  # action id → ((output name, project path), …)
     files: dict[str, Hashed] = field(default_factory=dict)  # what planning read
     locs: Mapping[str, Any] | None = None  # manifest dotted path → SourceLoc (loaded on demand)
+    replanned: bool = False  # planned from the manifest by this process (never true when loaded)
 
 
 def _path(store_dir: str, quality: str) -> str:
