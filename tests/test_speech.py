@@ -188,7 +188,7 @@ def test_cancelling_kills_the_worker():
 def test_backend_is_registered_and_rejects_other_kinds(tmp_path):
     backend = get_backend("espeak")
     assert isinstance(backend, EspeakBackend)
-    assert (backend.name, backend.version, backend.capabilities) == ("espeak", "1", frozenset({"tts"}))
+    assert (backend.name, backend.version, backend.capabilities) == ("espeak", "2", frozenset({"tts"}))
     # the espeak-ng release goes into the key: a new build may speak a line differently
     assert backend.config_key("speech", {}, {})["espeakng-loader"] == importlib.metadata.version("espeakng-loader")
     with pytest.raises(BackendError, match="cannot run"):
@@ -243,3 +243,16 @@ def test_audible_end_keeps_a_short_tail():
     x[100:200] = 0.5
     assert speech_audio.audible_end(x, 1000) == 200 + round(speech_audio.TAIL_S * 1000)
     assert speech_audio.audible_end(np.zeros(50), 1000) == 50  # silence stays as it is
+
+
+def test_breathy_voices_do_not_depend_on_the_clock():
+    """espeak-ng seeds its noise from time(NULL); the worker reseeds it, so variants repeat."""
+    import time
+
+    from storybuild.backends.embedded.speech import call_worker
+
+    request = {"op": "synth", "text": "Mama made a pie.", "voice": "en-us+f3", "rate": 170, "pitch": 50,
+               "volume": 100}
+    first = call_worker(request)["audio"]
+    time.sleep(1.05)  # into another second of time(NULL)
+    assert call_worker(request)["audio"] == first

@@ -139,7 +139,7 @@ def register(name: str, backend: Backend) -> None:
 # can tell a stale plan without importing backend modules; each backend reads its own.
 VERSIONS: dict[str, str] = {
     "command": "1",
-    "espeak": "1",
+    "espeak": "2",  # 2: breathy voices reseeded, no longer vary with the clock
     "embedded": "2",  # 2: x264 encodes with a fixed two threads
     "comfyui": "1",
 }

@@ -29,6 +29,7 @@ import sys
 # From espeak-ng's speak_lib.h (API revision 12).
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001  # espeak_Initialize option: emit espeakEVENT_PHONEME
+RAND_SEED = 1  # any constant: the noise of breathy voices must not depend on the clock
 CHARS_UTF8 = 1  # espeak_Synth flag; espeakSSML/espeakPHONEMES stay off so text is only text
 POS_CHARACTER = 1
 EE_OK, EE_NOT_FOUND = 0, 2
@@ -172,6 +173,11 @@ def synthesize(lib: ctypes.CDLL, request: dict) -> tuple[list[bytes], list[dict]
         if lib.espeak_SetParameter(param, int(request[key]), 0) != EE_OK:
             raise RuntimeError(f"espeak_SetParameter({key}={request[key]!r}) failed")
     text = str(request["text"]).encode("utf-8")
+    # espeak-ng seeds its own random generator with time(NULL) when it initialises, and
+    # voices with breath or roughness (most variants, e.g. +f3) draw their noise from it:
+    # reseed with a constant so the same line gives the same samples in any second.
+    if hasattr(lib, "espeak_ng_SetRandSeed"):
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(RAND_SEED))
     status = lib.espeak_Synth(text, len(text) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
     if status != EE_OK:
         raise RuntimeError(f"espeak_Synth failed with status {status}")
