@@ -19,8 +19,10 @@ from storybuild.errors import BackendError
 
 
 def red_box() -> trimesh.Trimesh:
+    # Vertex colours, not face colours: exporting per-face colours needs scipy, which
+    # storybuild does not depend on (a user's model with them loads fine either way).
     box = trimesh.creation.box((1.0, 2.0, 0.5))
-    box.visual.face_colors = [204, 25, 25, 255]
+    box.visual.vertex_colors = np.tile([204, 25, 25, 255], (len(box.vertices), 1)).astype(np.uint8)
     return box
 
 
