@@ -22,22 +22,30 @@ RATE = 48000
 
 
 def make_shot(folder: Path, shot_id: str, frames: int, lines: list[dict] | None = None,
-              colour: tuple[int, int, int] = (200, 60, 40)) -> dict[str, Path]:
-    """shot.mp4 (a moving bar over a flat colour), shot.json and thumb.png for one shot."""
+              colour: tuple[int, int, int] = (200, 60, 40), fps: float = FPS, grain: int = 0) -> dict[str, Path]:
+    """shot.mp4 (a moving bar over a flat colour), shot.json and thumb.png for one shot.
+
+    `grain` > 0 adds a ramp sliding 8 px a frame and noise of that amplitude (seeded by the
+    shot id), so that the encoder has work and a frame out of place shows in a comparison.
+    """
     from PIL import Image
 
     folder = Path(folder) / shot_id
     folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(sum(shot_id.encode()))
+    ramp = np.arange(W, dtype=np.int16)[None, :, None] * 4
 
     def frames_of():
         for i in range(frames):
-            a = np.zeros((H, W, 3), np.uint8)
+            a = np.zeros((H, W, 3), np.int16)
             a[...] = colour
+            if grain:
+                a = a // 2 + (ramp + 8 * i) % 128 + rng.integers(-grain, grain + 1, (H, W, 3))
             a[:, (i * 2) % W] = 255
-            yield a.tobytes()
+            yield np.clip(a, 0, 255).astype(np.uint8).tobytes()
 
-    ffmpeg.encode_frames(frames_of(), folder / "shot.mp4", FPS, W, H)
-    shot = {"duration": frames / FPS, "fps": FPS, "frames": frames, "width": W, "height": H,
+    ffmpeg.encode_frames(frames_of(), folder / "shot.mp4", fps, W, H)
+    shot = {"duration": frames / fps, "fps": fps, "frames": frames, "width": W, "height": H,
             "lines": lines or []}
     (folder / "shot.json").write_text(json.dumps(shot), encoding="utf-8")
     thumb = np.zeros((H, W, 3), np.uint8)
@@ -79,7 +87,7 @@ def read(path: Path) -> np.ndarray:
 
 
 def build_scenes(tmp: Path, scenes: Mapping[str, list[tuple[str, int, tuple[int, int, int]]]],
-                 lines: Mapping[str, list[dict]]) -> dict[str, Path]:
+                 lines: Mapping[str, list[dict]], fps: float = FPS, grain: int = 0) -> dict[str, Path]:
     """Shots, mixes and scene.mp4 for `scenes` (scene → [(shot, frames, colour)]); one tone per line.
 
     Returns every file by the input name the film and export actions use
@@ -94,7 +102,7 @@ def build_scenes(tmp: Path, scenes: Mapping[str, list[tuple[str, int, tuple[int,
         mix_inputs: dict[str, Path] = {"audio:music": music}
         mix_shots = []
         for shot, frames, colour in shots:
-            made = make_shot(tmp / "shots", shot, frames, lines.get(shot), colour)
+            made = make_shot(tmp / "shots", shot, frames, lines.get(shot), colour, fps, grain)
             files.update({f"shot:{shot}": made["json"], f"video:{shot}": made["video"], f"thumb:{shot}": made["thumb"]})
             mix_inputs[f"shot:{shot}"] = made["json"]
             entry: dict[str, Any] = {"id": shot, "lines": [], "sfx": []}
@@ -113,15 +121,15 @@ def build_scenes(tmp: Path, scenes: Mapping[str, list[tuple[str, int, tuple[int,
         scene_inputs = {f"shot:{s}:video": files[f"video:{s}"] for s, _f, _c in shots}
         scene_inputs["mix"] = mix["mix.wav"]
         out = run_scene(context(tmp, f"scene/{scene}", "scene",
-                                {"fps": FPS, "width": W, "height": H, "shots": [s for s, _f, _c in shots]},
+                                {"fps": fps, "width": W, "height": H, "shots": [s for s, _f, _c in shots]},
                                 scene_inputs))
         files[f"scene:{scene}"] = out["scene.mp4"]
     return files
 
 
-def film_params(scenes: Mapping[str, list], transitions: Mapping[str, dict]) -> dict[str, Any]:
+def film_params(scenes: Mapping[str, list], transitions: Mapping[str, dict], fps: float = FPS) -> dict[str, Any]:
     """Film params for `scenes` with `transitions` (scene → {"type", "duration"}; default cut)."""
-    return {"fps": FPS, "width": W, "height": H, "sample_rate": RATE, "loudness": -16.0,
+    return {"fps": fps, "width": W, "height": H, "sample_rate": RATE, "loudness": -16.0,
             "scenes": [{"id": scene, "transition": transitions.get(scene, {"type": "cut", "duration": 0.0}),
                         "shots": [s for s, _f, _c in shots]} for scene, shots in scenes.items()]}
 

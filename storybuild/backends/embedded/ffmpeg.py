@@ -21,10 +21,21 @@ from storybuild.errors import BackendError, Cancelled
 # a FIXED thread count (x264's output depends on its thread count, not on the machine's
 # cores, so two threads everywhere gives the same bytes everywhere, ~1.6x faster than one).
 BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
+# scenecut=0: keyframes exactly every `keyint(fps)` frames from the start of each encode,
+# so where a shot's keyframes sit follows from its frame count alone; the film relies on
+# that to stream-copy scenes between keyframes (filmvideo). With scene-cut detection x264
+# adds IDR frames at picture changes and counts on from there, and even put its regular
+# ones a frame early (every 23 frames at 24 fps). Its IDR frames close their GOPs (no
+# open-gop), so every keyframe is a clean cut point.
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-threads", "2",
-        "-x264-params", "threads=2:sliced-threads=0"]
+        "-x264-params", "threads=2:sliced-threads=0:scenecut=0"]
 FILTER_THREADS = ["-filter_threads", "1", "-filter_complex_threads", "1"]
 AAC = ["-c:a", "aac", "-b:a", "192k"]
+
+
+def keyint(fps: float) -> int:
+    """Frames between keyframes of every H.264 encode: one second's worth."""
+    return max(1, int(round(fps)))
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +69,7 @@ def encode_frames(frames: Iterable[bytes], out: Path, fps: float, width: int, he
     """Encode raw RGB24 frames (bytes of width*height*3) into an H.264 MP4; return the frame count."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-",
-           "-an", *X264, "-g", str(max(1, int(round(fps)))), *BITEXACT, str(out)]
+           "-an", *X264, "-g", str(keyint(fps)), *BITEXACT, str(out)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     count = 0
     try:
