@@ -64,8 +64,8 @@ class Runner(Protocol):
 class ExecStore(Protocol):
     """The caches and the records, as the executor needs them."""
 
-    def lookup(self, key: str) -> Mapping[str, str] | None:
-        """Cached outputs for a key (all of them in the CAS), or None."""
+    def lookup(self, key: str, action: str) -> Mapping[str, str] | None:
+        """Cached outputs for a key (all of them in the CAS), or None; `action` asks."""
 
     def succeeded(self, action: Action, key: str, inputs: Mapping[str, str], outputs: Mapping[str, str],
                   *, ran: bool, seconds: float, attempts: int, extra: Mapping[str, object]) -> None:
@@ -159,6 +159,9 @@ class Executor:
         ready = [(order[i], i) for i in steps if waiting[i] == 0]  # a heap: manifest order first
         heapq.heapify(ready)
         running: dict[str, int] = {}  # backend → actions in flight
+        making: dict[str, str] = {}  # key → the action in flight making it
+        twins: dict[str, list[str]] = {}  # key → actions waiting for the one making it
+        waited: set[str] = set()
         in_flight = 0
         stopping = False
         workers = [threading.Thread(target=self._worker, name=f"storybuild-worker-{n}", daemon=True)
@@ -207,8 +210,13 @@ class Executor:
                         digests = input_digests(step.action, sources, made)
                         key = step.key or action_key(statics[node].digest, digests)
                         result.keys[node] = key
-                        if step.key is None and node not in forced:
-                            hit = self.store.lookup(key)
+                        if node not in forced and key in making:
+                            # The same work is running for another action: wait for it
+                            # and take its result rather than make it twice.
+                            twins.setdefault(key, []).append(node)
+                            continue
+                        if (step.key is None or node in waited) and node not in forced:
+                            hit = self.store.lookup(key, node)
                             if hit is not None and all(o in hit for o in step.action.outputs):
                                 made[node] = hit
                                 result.outputs[node] = hit
@@ -220,6 +228,7 @@ class Executor:
                                 continue
                         running[backend] = running.get(backend, 0) + 1
                         in_flight += 1
+                        making[key] = node
                         jobs = max(1, self.jobs // max(1, min(in_flight, self.jobs)))
                         self._work.put((step, key, digests, jobs))
                     for node in held:
@@ -238,6 +247,11 @@ class Executor:
                 node = step.action.id
                 in_flight -= 1
                 running[step.action.backend] -= 1
+                if making.get(key) == node:
+                    del making[key]
+                for twin in twins.pop(key, ()):  # they look the result up, or run if it failed
+                    waited.add(twin)
+                    heapq.heappush(ready, (order[twin], twin))
                 if outcome is not None:
                     made[node] = outcome.outputs
                     result.outputs[node] = outcome.outputs

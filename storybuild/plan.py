@@ -23,7 +23,7 @@ from storybuild.hashing import action_key
 from storybuild.model import Action, ActionInput, FileInput
 from storybuild.planner import Static
 
-Lookup = Callable[[str], "Mapping[str, str] | None"]
+Lookup = Callable[[str, str], "Mapping[str, str] | None"]  # (key, action id) → outputs
 LocOf = Callable[[str], "SourceLoc | None"]
 
 # Past this many reasons for one action, the rest are summarised in one line.
@@ -123,7 +123,7 @@ def plan(order: Sequence[Action], statics: Mapping[str, Static], sources: Mappin
         digests = None if upstream else input_digests(action, sources, made)
         key = action_key(static.digest, digests) if digests is not None else None
         if key is not None and action.id not in forced:
-            outputs = lookup(key)
+            outputs = lookup(key, action.id)
             if outputs is not None and all(name in outputs for name in action.outputs):
                 result.fresh[action.id] = Fresh(key, outputs)
                 made[action.id] = outputs

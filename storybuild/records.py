@@ -37,9 +37,9 @@ class BuildRecorder:
         self.results: dict[str, tuple[str, Mapping[str, str]]] = {}  # action id → (key, outputs)
         self._lock = threading.Lock()
 
-    def lookup(self, key: str) -> Mapping[str, str] | None:
-        """The cached outputs for `key`, if all are in the CAS."""
-        return self.cache.get(key)
+    def lookup(self, key: str, action: str) -> Mapping[str, str] | None:
+        """The cached outputs for `key`, if all are in the CAS (the action's own first)."""
+        return self.cache.get(key, action)
 
     def placed(self, records: Mapping[str, ViewRecord]) -> None:
         """Record files placed in the project (called from worker threads)."""

@@ -53,11 +53,12 @@ class FakeStore:
         self.cache = cache or {}
         self.results, self.attempts, self.failures = {}, [], {}
 
-    def lookup(self, key):
+    def lookup(self, key, action):
         return self.cache.get(key)
 
     def succeeded(self, action, key, inputs, outputs, *, ran, seconds, attempts, extra):
         self.results[action.id] = (key, dict(outputs), ran)
+        self.cache.setdefault(key, dict(outputs))
 
     def attempted(self, action, attempt, started, seconds, outcome, error):
         self.attempts.append((action.id, attempt, outcome))
@@ -155,5 +156,18 @@ def test_identical_upstream_bytes_cut_off_downstream():
     assert result.ran == ["up"] and result.cached == ["down"]
     assert result.outputs["down"] == {"out": "cached-down"} and store.results["down"][2] is False
     assert any(e.type == "cached" and e.data == {"cutoff": True} for e in events)
-    forced, _, _ = run(actions, FakeRunner(outputs={"up": "same-bytes"}), store, forced=frozenset({"down"}))
+    again = FakeStore({action_key("s-down", {"up": "same-bytes"}): {"out": "cached-down"}})
+    forced, _, _ = run(actions, FakeRunner(outputs={"up": "same-bytes"}), again, forced=frozenset({"down"}))
     assert forced.ran == ["up", "down"]
+
+
+def test_the_same_work_for_two_actions_runs_once():
+    twins = [action("line/a"), action("line/b"), action("after", deps=["line/b"])]
+    statics = {"line/a": Static("same", "1", None), "line/b": Static("same", "1", None),
+               "after": Static("s-after", "1", None)}
+    runner = FakeRunner(delay=0.05)
+    store = FakeStore()
+    executor = Executor(runner, store, jobs=2, retry=FAST)
+    result = executor.run(Plan([Step(a, (), None) for a in twins]), statics, {})
+    assert sorted(runner.calls) == ["after", "line/a"] and result.cached == ["line/b"]
+    assert result.outputs["line/b"] == result.outputs["line/a"]

@@ -39,12 +39,16 @@ def built(stat=None):
     return cache, previous
 
 
+def lookup(cache):
+    return lambda key, action: cache.get(key)
+
+
 def reasons(result):
     return {s.action.id: [str(r) for r in s.reasons] for s in result.steps}
 
 
 def test_everything_new_runs_and_downstream_keys_wait_for_upstream():
-    result = plan(ORDER, statics(), SOURCES, lambda key: None, {})
+    result = plan(ORDER, statics(), SOURCES, lambda key, action: None, {})
     assert [s.action.id for s in result.steps] == ["speech/a/0", "shot/a"]
     assert result.steps[0].key is not None and result.steps[1].key is None
     assert reasons(result) == {"speech/a/0": ["new: never built (storybuild.yaml:30:7)"],
@@ -53,7 +57,7 @@ def test_everything_new_runs_and_downstream_keys_wait_for_upstream():
 
 def test_nothing_changed_nothing_runs():
     cache, previous = built()
-    result = plan(ORDER, statics(), SOURCES, cache.get, previous)
+    result = plan(ORDER, statics(), SOURCES, lookup(cache), previous)
     assert result.steps == [] and result.fresh["shot/a"].outputs == {"shot.mp4": "mp41"}
 
 
@@ -61,7 +65,7 @@ def test_a_changed_param_is_named_down_to_the_leaf_with_its_location():
     cache, previous = built()
     params = {"text": "Hello.", "voice": {"name": "en", "rate": 170}}
     changed = Action(**{**SPEECH.__dict__, "params": params})
-    result = plan([changed, SHOT], statics(params=params), SOURCES, cache.get, previous,
+    result = plan([changed, SHOT], statics(params=params), SOURCES, lookup(cache), previous,
                   loc_of=lambda path: LOCS.get(path))
     assert reasons(result) == {"speech/a/0": ["input changed: characters.mara.voice.rate (storybuild.yaml:14:9)"],
                                "shot/a": ["upstream speech/a/0 runs first"]}
@@ -71,31 +75,31 @@ def test_a_param_without_origin_names_the_action():
     cache, previous = built()
     params = {"text": "Bye.", "voice": SPEECH.params["voice"]}
     changed = Action(**{**SPEECH.__dict__, "params": params})
-    result = plan([changed, SHOT], statics(params=params), SOURCES, cache.get, previous)
+    result = plan([changed, SHOT], statics(params=params), SOURCES, lookup(cache), previous)
     assert reasons(result)["speech/a/0"] == ["parameter changed: speech/a/0 params.text (storybuild.yaml:30:7)"]
 
 
 def test_a_changed_source_file_and_backend_version():
     cache, previous = built()
-    result = plan(ORDER, statics(), {"assets/lexicon.txt": "lex2"}, cache.get, previous)
+    result = plan(ORDER, statics(), {"assets/lexicon.txt": "lex2"}, lookup(cache), previous)
     assert reasons(result)["speech/a/0"] == ["input changed: assets/lexicon.txt"]
-    result = plan(ORDER, statics(version="2"), SOURCES, cache.get, previous)
+    result = plan(ORDER, statics(version="2"), SOURCES, lookup(cache), previous)
     assert reasons(result)["speech/a/0"] == ["backend espeak version changed: 1 → 2"]
 
 
 def test_forced_failed_and_missing_from_cache():
     cache, previous = built()
-    result = plan(ORDER, statics(), SOURCES, cache.get, previous, force=["shot/a"])
+    result = plan(ORDER, statics(), SOURCES, lookup(cache), previous, force=["shot/a"])
     assert reasons(result) == {"shot/a": ["forced (--force)"]}
-    result = plan(ORDER, statics(), SOURCES, lambda key: None, previous, failed={"speech/a/0": "boom\nmore"})
+    result = plan(ORDER, statics(), SOURCES, lambda key, action: None, previous, failed={"speech/a/0": "boom\nmore"})
     assert reasons(result)["speech/a/0"] == ["failed last time: boom"]
-    result = plan(ORDER, statics(), SOURCES, lambda key: None, previous)
+    result = plan(ORDER, statics(), SOURCES, lambda key, action: None, previous)
     assert reasons(result)["speech/a/0"] == ["output missing from cache"]
 
 
 def test_a_cached_result_is_used_even_for_a_key_not_built_last_time():
     cache, previous = built()
-    result = plan(ORDER, statics(), SOURCES, cache.get, {})
+    result = plan(ORDER, statics(), SOURCES, lookup(cache), {})
     assert result.steps == [] and set(result.fresh) == {"speech/a/0", "shot/a"}
 
 
@@ -103,14 +107,14 @@ def test_a_result_missing_a_declared_output_is_not_fresh():
     cache, previous = built()
     for key in cache:
         cache[key] = {}
-    assert len(plan(ORDER, statics(), SOURCES, cache.get, previous).steps) == 2
+    assert len(plan(ORDER, statics(), SOURCES, lookup(cache), previous).steps) == 2
 
 
 def test_known_actions_are_not_decided_again_but_feed_their_consumers():
     cache, previous = built()
     known = {"speech/a/0": Fresh(previous["speech/a/0"].key, {"line.wav": "wav1"})}
-    result = plan([SHOT], statics(), SOURCES, cache.get, previous, known=known)
+    result = plan([SHOT], statics(), SOURCES, lookup(cache), previous, known=known)
     assert result.steps == [] and set(result.fresh) == {"speech/a/0", "shot/a"}
     known = {"speech/a/0": Fresh("k-new", {"line.wav": "wav2"})}
-    result = plan([SHOT], statics(), SOURCES, cache.get, previous, known=known)
+    result = plan([SHOT], statics(), SOURCES, lookup(cache), previous, known=known)
     assert reasons(result) == {"shot/a": ["input changed: audio (from speech/a/0)"]}

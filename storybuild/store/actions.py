@@ -29,13 +29,27 @@ class ActionCache:
         # Digests known to be in the CAS without a stat: the objects placed in the project
         # (gc never collects those), which are most outputs of an unchanged project.
         self._present_digests = set(present)
+        self._lock = lock
+        self._runs = runs
         self._lock_index = {e.key: dict(e.outputs) for e in lock.values()}
         self._known = {r.key: r.outputs for r in runs.values()}
         self._query = query
         self._mutex = threading.Lock()
 
-    def get(self, key: str) -> Mapping[str, str] | None:
-        """The outputs stored for `key`, if every one of them is in the CAS."""
+    def get(self, key: str, action: str | None = None) -> Mapping[str, str] | None:
+        """The outputs stored for `key`, if every one of them is in the CAS.
+
+        An action whose key did not change gets its own locked or last outputs first, the
+        very bytes its consumers were built from, even if another result with that key
+        (from a backend that is not quite deterministic) sits in the cache too.
+        """
+        if action is not None:
+            own = self._lock.get(action)
+            if own is not None and own.key == key and self._present(own.outputs):
+                return own.outputs
+            run = self._runs.get(action)
+            if run is not None and run.key == key and self._present(run.outputs):
+                return run.outputs
         for candidate in (self._lock_index.get(key), self._known.get(key)):
             if candidate is not None and self._present(candidate):
                 return candidate
