@@ -409,3 +409,18 @@ def test_outputs_of_actions_gone_from_the_manifest_leave_build(tmp_path, monkeyp
     (root / "project.json").write_text((root / "project.json").read_text() + " ")  # the manifest changed
     assert session(root).build().ok
     assert not (root / "build" / "gen").exists() and lockfile.read(root) == {}
+
+
+def test_explanations_keep_their_locations_after_the_manifest_is_touched(tmp_path):
+    root = film(tmp_path, shots=2)
+    session(root).build(jobs=2)
+    doc = json.loads((root / "project.json").read_text())
+    doc["steps"][0]["argv"][0] = "sort"
+    (root / "project.json").write_text(json.dumps(doc))
+    past = time.time() - 30
+    os.utime(root / "project.json", (past, past))
+    session(root).plan()  # plans from the manifest and caches the plan
+    os.utime(root / "project.json", (past + 10, past + 10))  # touched, same bytes: the cache is re-stamped
+    session(root).plan()
+    reasons = {s.action.id: [str(r) for r in s.reasons] for s in session(root).plan().steps}
+    assert reasons["step/kf0"] == ["input changed: steps[0].argv[0] (project.json:3:12)"]

@@ -53,10 +53,13 @@ def load(root: str, store_dir: str, quality: str, header: tuple) -> CachedPlan |
                 if hasher.digest(rel) != known.digest:
                     return None
             plan: CachedPlan = pickle.load(f)
+            trusted = hasher.trusted()
+            if trusted:  # the cache is written again below, locations included
+                plan.locs = pickle.load(f)
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError, TypeError):
         return None
-    plan.files = {**files, **hasher.trusted()}
-    if hasher.fresh:  # re-stamp touched-but-identical files so the next build trusts them
+    plan.files = {**files, **trusted}
+    if trusted:  # re-stamp touched-but-identical files so the next build trusts their stat
         save(store_dir, quality, header, plan)
     return plan
 
