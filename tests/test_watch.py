@@ -310,6 +310,28 @@ def test_preview_builds_preview_then_full(project, running):
     assert [r["quality"] for r in rebuilds] == ["preview", "full", "preview", "full"]
 
 
+# --------------------------------------------------------------------------- the command line
+
+
+def test_watch_command_usage_errors(tmp_path):
+    import socket
+
+    from click.testing import CliRunner
+
+    from storybuild.cli import main
+    from watchproject import write_project
+
+    result = CliRunner().invoke(main, ["watch", "-f", str(tmp_path / "nothing.yaml")])
+    assert result.exit_code == 2 and "no manifest at" in result.output
+    manifest = write_project(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["watch", "-f", str(manifest), "--port", str(port)])
+    assert result.exit_code == 2 and f"cannot serve the preview on 127.0.0.1:{port}" in result.output
+
+
 # --------------------------------------------------------------------------- end to end, real engine
 
 
