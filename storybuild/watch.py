@@ -76,12 +76,14 @@ class SessionEngine:
         self.targets = targets
 
     def load(self) -> Manifest:
+        """Load and validate the manifest with storybuild.manifest."""
         from storybuild.build import default_loader
 
         # Relative to the working directory, as `storybuild validate` names files in errors.
         return default_loader(os.path.relpath(self.path))
 
     def build(self, manifest: Manifest, quality: Quality, on_event: EventFn, cancel_event: threading.Event) -> None:
+        """One Session.build of the targets at `quality`, going on past failures (-k)."""
         # The session loads the manifest itself (through its plan cache, keyed by the
         # files' stats): handing it ours could pair a newer file's stat with older content.
         # Watch builds the film by default, not the exports: those are for delivery.
@@ -95,11 +97,17 @@ class SessionEngine:
 class Listener(Protocol):
     """Where the watch loop reports: the CLI prints, tests record."""
 
-    def started(self, number: int, quality: str, changed: Sequence[str]) -> None: ...
+    def started(self, number: int, quality: str, changed: Sequence[str]) -> None:
+        """A pass begins (called on the build thread)."""
+        ...
 
-    def finished(self, summary: Summary) -> None: ...
+    def finished(self, summary: Summary) -> None:
+        """A pass ended: ok, failed or cancelled."""
+        ...
 
-    def invalid(self, diagnostics: Sequence[Diagnostic]) -> None: ...
+    def invalid(self, diagnostics: Sequence[Diagnostic]) -> None:
+        """The manifest failed to load; the last good build stays."""
+        ...
 
 
 class Debouncer:

@@ -284,6 +284,7 @@ class PreviewServer:
         return f"http://{shown}:{port}/"
 
     def start(self) -> "PreviewServer":
+        """Start serving on the background thread; returns self."""
         self._thread.start()
         return self
 

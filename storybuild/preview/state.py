@@ -54,6 +54,7 @@ class Rebuild:
     timings: dict[str, float] = field(default_factory=dict)  # action id → seconds it ran
 
     def to_json(self) -> dict:
+        """The record as the page reads it (timings slowest first)."""
         return {
             "number": self.number, "quality": self.quality, "changed": list(self.changed),
             "started": self.started, "seconds": self.seconds, "ran": list(self.ran),
@@ -197,6 +198,7 @@ class LiveState:
 
     @property
     def version(self) -> int:
+        """A counter bumped by every change."""
         with self._cond:
             return self._version
 
