@@ -32,7 +32,7 @@ from storybuild.model import (
 )
 
 STEMS = ("dialogue", "music", "sfx", "ambience")
-GENERATIVE = {PictureSource.KEYFRAME, PictureSource.IMAGE_TO_VIDEO, PictureSource.TEXT_TO_VIDEO}
+GENERATIVE = {PictureSource.KEYFRAME, PictureSource.IMAGE_TO_VIDEO, PictureSource.TEXT_TO_VIDEO}  # see generative.py
 FACE_HEIGHT = 1.45  # metres above a character's feet that a look-at aims for (scaled)
 
 # How emotions shift a voice unless the character's voice says otherwise.
@@ -115,8 +115,10 @@ class _Expander:
             voice = self.voice_params(character, line.emotion)
             speech_id = f"{self.pre}speech/{shot.id}/{index}"
             if character.voice.engine == "comfyui":
-                params = self.comfy_params("speech", "tts", character.voice.workflow, {"text": line.text, **voice},
-                                           line.loc, f"{shot.id}/{index}")
+                from storybuild.generative import comfy_params
+
+                params = comfy_params(self, "speech", "tts", character.voice.workflow, {"text": line.text, **voice},
+                                      line.loc, f"{shot.id}/{index}")
                 params["sample_rate"] = self.sample_rate
                 backend = "comfyui"
             else:
@@ -258,7 +260,9 @@ class _Expander:
         if picture.source is PictureSource.FILE and picture.image:
             inputs.append(self.asset_input("clip", picture.image))
         if self.picture_backend(picture) == "comfyui":
-            inputs.extend(self.generative_actions(shot, look, seed, lines))
+            from storybuild.generative import generative_actions
+
+            inputs.extend(generative_actions(self, shot, look, lines))
         params = {
             "fps": self.fps, "width": self.width, "height": self.height, "quality": self.quality.value,
             "duration": shot.duration, "padding": shot.padding, "source": picture.source.value,
@@ -281,19 +285,6 @@ class _Expander:
                      "seed": f"{shot.path}.picture.params.seed", "camera": f"{shot.path}.camera",
                      "cast": f"{shot.path}.cast", "props": f"{shot.path}.props", "lines": f"{shot.path}.dialogue"},
         ))
-
-    # ------------------------------------------------------------------ ComfyUI
-
-    def comfy_params(self, kind: str, capability: str, workflow_id: str | None, values: dict, loc,
-                     seed_key: str) -> dict:
-        from storybuild.generative import comfy_params
-
-        return comfy_params(self, kind, capability, workflow_id, values, loc, seed_key)
-
-    def generative_actions(self, shot: Shot, look, seed: int, lines: list[dict]) -> list[Input]:
-        from storybuild.generative import generative_actions
-
-        return generative_actions(self, shot, look, lines)
 
     # ------------------------------------------------------------------ scenes and film
 
