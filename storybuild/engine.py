@@ -107,7 +107,7 @@ class Engine:
         os.makedirs(self.store_dir, exist_ok=True)
         self.db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
         hasher = FileHasher(self.root, self.db.files())
-        sources = self._sources(order, hasher)
+        sources = self._sources(order, hasher, self._loc_of(cplan))
         runs = self.db.runs(details=False)  # details are read only for the steps that run
         lock = self._read_lock(runs)
         self._views = self.db.views()
@@ -167,7 +167,7 @@ class Engine:
             return {i: LockEntry(r.key, r.outputs) for i, r in runs.items()}
         return lockfile.read(self.root)
 
-    def _sources(self, order, hasher: FileHasher) -> dict[str, str | None]:
+    def _sources(self, order, hasher: FileHasher, loc_of) -> dict[str, str | None]:
         sources: dict[str, str | None] = {}
         problems = DiagnosticList()
         for action in order:
@@ -175,7 +175,13 @@ class Engine:
                 src = inp.source
                 if isinstance(src, FileInput) and src.path not in sources:
                     sources[src.path] = digest = hasher.digest(src.path)
-                    if digest is None:
+                    if digest is None and src.origin:
+                        # A declared asset vanished since the manifest was validated: point
+                        # at its declaration, not at the first action that reads it.
+                        problems.error(f"{src.origin}: file {src.path!r} does not exist",
+                                       loc_of(f"{src.origin}.path") or action.loc,
+                                       hint=f"restore it, or change {src.origin}.path")
+                    elif digest is None:
                         problems.error(f"{action.id}: input file {src.path!r} does not exist", action.loc,
                                        hint="create it, or declare the step that makes it")
         problems.raise_if_errors()

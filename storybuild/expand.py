@@ -92,7 +92,7 @@ class _Expander:
         return self.m.assets[asset_id]
 
     def asset_input(self, name: str, asset_id: str) -> Input:
-        return Input(name, FileInput(self.asset(asset_id).path))
+        return Input(name, FileInput(self.asset(asset_id).path, f"assets.{asset_id}"))
 
     # ------------------------------------------------------------------ lines
 
@@ -137,7 +137,7 @@ class _Expander:
             visemes = None
             if shot.lipsync is not LipsyncMethod.NONE:
                 if line.lipsync:
-                    source = Input("rhubarb", FileInput(self.asset(line.lipsync).path))
+                    source = self.asset_input("rhubarb", line.lipsync)
                 else:
                     source = Input("timings", ActionInput(speech_id, "timings.json"))
                 visemes_id = self.add(Action(

@@ -464,6 +464,7 @@ class FileInput:
     """A source file in the project (project-relative posix path)."""
 
     path: str
+    origin: str = ""  # the manifest path that names the file (e.g. "assets.gull"), for errors
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,15 @@ def test_the_demo_film_builds(tmp_path):
     assert cut["duration"] >= 30 and len(cut["scenes"]) >= 3
     assert len(cut["lines"]) == sum(1 for a in ran if a.startswith("speech/"))
     assert build(project, "film") == []
+
+
+def test_a_vanished_asset_is_reported_at_its_declaration(small, tmp_path):
+    project = tmp_path / "gone"
+    shutil.copytree(small, project)
+    (project / "assets" / "gull.ogg").unlink()  # the manifest is unchanged: the cached plan is used
+    proc = subprocess.run([sys.executable, "-m", "storybuild", "build"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 2
+    line = next(n for n, text in enumerate(SMALL_FILM.splitlines(), 1) if text.startswith("  gull:"))
+    assert f"storybuild.yaml:{line}:" in proc.stderr
+    assert "assets.gull: file 'assets/gull.ogg' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from storybuild.hashing import FileHasher, FileStat, Hashed
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 _NEVER = FileStat(-1, -1, -1)
 
 
