@@ -140,6 +140,6 @@ def register(name: str, backend: Backend) -> None:
 VERSIONS: dict[str, str] = {
     "command": "1",
     "espeak": "2",  # 2: breathy voices reseeded, no longer vary with the clock
-    "embedded": "3",  # 2: x264 encodes with a fixed two threads; 3: fixed GOP (no scene-cut keyframes)
+    "embedded": "4",  # 4: AAC with the fast coder; 3: fixed keyframes; 2: x264 with two threads
     "comfyui": "1",
 }
