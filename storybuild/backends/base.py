@@ -14,7 +14,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
-from storybuild.errors import BackendError, Cancelled, UsageError
+from storybuild.errors import Cancelled, UsageError
 
 ProgressFn = Callable[[float, str], None]  # (fraction 0..1, short message)
 
@@ -70,23 +70,6 @@ class Backend(Protocol):
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         """Perform the action; return output name → file written under ctx.out_dir."""
         ...
-
-
-class SimpleBackend:
-    """Convenience base: no config in the key, dispatch `run` to `run_<kind>`."""
-
-    name = "simple"
-    version = "1"
-    capabilities: frozenset[str] = frozenset()
-
-    def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
-        return None
-
-    def run(self, ctx: ActionContext) -> Mapping[str, Path]:
-        method = getattr(self, f"run_{ctx.kind}", None)
-        if method is None:
-            raise BackendError(f"backend {self.name!r} cannot run actions of kind {ctx.kind!r}")
-        return method(ctx)
 
 
 # Built-in backends by name → "module:Class"; extended by the `storybuild.backends`
