@@ -150,3 +150,31 @@ def test_toon_faces_turned_from_the_sun_are_darker():
         return int(centre(r.render(view(tuple(np.asarray(normal) * 4.0), look_at=(0.0, 0.0, 0.0)))).sum())
 
     assert lit_quad(-sun) < lit_quad(sun) * 0.6
+
+
+def test_ground_tiles_sit_where_the_view_ray_meets_the_ground():
+    # Tile parity of each ground pixel, from an independent ray-plane intersection.
+    camera = view((1.3, 2.0, 5.0), look_at=(0.4, 0.0, 0.0))
+    frame = Renderer(ground((0.5, 0.5, 0.5)), lighting_for("day"), RenderOptions(W, H)).render(camera)
+    rows, cols = np.mgrid[0:H, 0:W]
+    up = np.cross(camera.right, camera.forward)
+    tx, ty = np.tan(camera.fov_x / 2), np.tan(camera.fov_y / 2)
+    rays = (camera.forward + ((cols + 0.5) / W * 2 - 1)[..., None] * tx * camera.right
+            + (1 - (rows + 0.5) / H * 2)[..., None] * ty * up)
+    hit = camera.position - rays * (camera.position[1] / rays[..., 1])[..., None]
+    cell = np.floor(hit[..., [0, 2]] / 2.0).astype(int)
+    odd = (cell.sum(axis=-1) & 1) == 1
+    # Keep pixels clear of tile edges, where a sub-pixel difference may flip the parity.
+    frac = hit[..., [0, 2]] / 2.0 - np.floor(hit[..., [0, 2]] / 2.0)
+    inner = (frame.objects == 0) & np.all((frac > 0.05) & (frac < 0.95), axis=-1)
+    brightness = frame.rgb.astype(int).sum(axis=-1)
+    assert inner.sum() > 500
+    # A level camera sees the ground at one depth along each row: within a row, haze and
+    # the tiles' fading are the same, so odd tiles are the darker ones.
+    compared = 0
+    for row in range(H):
+        dark, light = brightness[row][inner[row] & odd[row]], brightness[row][inner[row] & ~odd[row]]
+        if dark.size and light.size:
+            assert dark.max() < light.min(), row
+            compared += 1
+    assert compared > H // 3

@@ -108,6 +108,7 @@ class Renderer:
         self._amb_sky = srgb_to_linear(np.array(light.ambient_sky, np.float32))
         self._amb_ground = srgb_to_linear(np.array(light.ambient_ground, np.float32))
         glow = (g.pattern == EMISSIVE)[:, None, None]
+        self._checker = (g.pattern == CHECKER).astype(np.float32)
         self._front = self._corners(albedo, n, glow)
         self._back = self._corners(albedo, -n, glow)
         self._haze_color = srgb_to_linear(np.array(light.sky_horizon, np.float32))
@@ -154,8 +155,7 @@ class Renderer:
         keep &= ~(pv[:, :, 1] < -depth * ty * 1.02 - 0.01).all(axis=1)
         sel = np.flatnonzero(keep)
         color = np.where(facing[sel, None, None], self._front[sel], self._back[sel])
-        attrs = np.concatenate([color, g.positions[sel]], axis=2)
-        pv, attrs, src = clip_near(pv[sel], attrs, NEAR)
+        pv, attrs, src = clip_near(pv[sel], color, NEAR)
         src = sel[src]
         inv = 1.0 / (-pv[:, :, 2].astype(np.float64))
         sx = (pv[:, :, 0] * inv / tx + 1.0) * (w / 2.0)
@@ -165,7 +165,7 @@ class Renderer:
 
         objects = np.full(h * w, -1, np.int32)
         objects[idx] = g.objects[src[tri]]
-        lit = self._shade_pixels(idx, tri, invw, sx, sy, inv, attrs, src, w, h)
+        lit = self._shade_pixels(idx, tri, invw, sx, sy, inv, attrs, src, w, h, view_m, tx, ty)
         up = np.cross(camera.right, camera.forward)
         out = np.empty((h * w, 3), np.uint8)
         out[idx] = linear_to_srgb8(lit)
@@ -181,48 +181,74 @@ class Renderer:
             out[edges] = np.round(OUTLINE * 255).astype(np.uint8)
         return _downsample(out, invw_img.reshape(h, w), objects.reshape(h, w), ss)
 
-    def _shade_pixels(self, idx, tri, invw, sx, sy, inv, attrs, src, w, h) -> np.ndarray:
-        """Linear colour of each covered pixel: perspective-correct corners, ground pattern, haze."""
+    def _shade_pixels(self, idx, tri, invw, sx, sy, inv, attrs, src, w, h, view, tan_x, tan_y) -> np.ndarray:
+        """Linear colour of each covered pixel: perspective-correct corners, ground pattern, haze.
+
+        Everything here runs once per pixel, so it avoids strided views and scattered
+        writes: each operation streams over contiguous (N,) or (N, C) arrays.
+        """
         # An attribute divided by w is affine in screen space, so each triangle gets one
         # plane per channel and a pixel's value is (plane at x, y) / (1/w at x, y).
-        x = (idx % w).astype(np.float32) + np.float32(0.5 - w / 2.0)
-        y = (idx // w).astype(np.float32) + np.float32(0.5 - h / 2.0)
-        channels = attrs.shape[2] - 3  # the rest is the world position
-        planes = _attribute_planes(sx - w / 2.0, sy - h / 2.0, inv, attrs[:, :, :channels])
-        p = planes[tri]
-        col = (p[:, :, 0] * x[:, None] + p[:, :, 1] * y[:, None] + p[:, :, 2]) / invw[:, None]
+        row, column = np.divmod(idx, w)
+        x = column.astype(np.float32)
+        x += np.float32(0.5 - w / 2.0)
+        y = row.astype(np.float32)
+        y += np.float32(0.5 - h / 2.0)
+        depth = 1.0 / invw
+        pa, pb, pc = _attribute_planes(sx - w / 2.0, sy - h / 2.0, inv, attrs)
+        col = np.take(pa, tri, axis=0)
+        col *= x[:, None]
+        col += np.take(pb, tri, axis=0) * y[:, None]
+        col += np.take(pc, tri, axis=0)
+        col *= depth[:, None]
         if self._toon:
             band = np.maximum(np.searchsorted(_TOON_BANDS, col[:, 3], side="right") - 1, 0)  # n·l < 0: darkest
             level = _TOON_LEVELS[band]
             lit = col[:, :3] * self._light(level[:, None], np.clip(col[:, 4:5], 0.0, 1.0))
             glow = col[:, 5:6] > 0.5
             col = np.where(glow, col[:, :3], lit)
-        ground = np.flatnonzero(self.geometry.pattern[src[tri]] == CHECKER)
-        if ground.size:
-            # World x and z of each ground pixel, from planes of x/w and z/w as for colours.
-            wp = _attribute_planes(sx - w / 2.0, sy - h / 2.0, inv, attrs[:, :, [channels, channels + 2]])[tri[ground]]
-            gx, gy = x[ground, None], y[ground, None]
-            world_xz = (wp[:, :, 0] * gx + wp[:, :, 1] * gy + wp[:, :, 2]) / invw[ground, None]
-            cell = np.floor(world_xz / self.options.checker_size).astype(np.int64)
-            odd = ((cell[:, 0] + cell[:, 1]) & 1).astype(np.float32)
-            dist = 1.0 / invw[ground]
-            # Fade the tiles out with distance, where they would only alias into moiré.
-            contrast = 0.12 * np.clip(1.0 - dist / 60.0, 0.0, 1.0)
-            col[ground] *= (1.0 - contrast * odd)[:, None]
+        ground = np.take(self._checker, np.take(src, tri))
+        if ground.any():
+            col *= self._tile_shade(x, y, depth, ground, view, tan_x / (w / 2.0), tan_y / (h / 2.0))[:, None]
         haze = self.lighting.haze
         if haze > 0:
-            f = (1.0 - np.exp(-haze / invw))[:, None]
-            col = col * (1.0 - f) + self._haze_color * f
+            f = np.exp(np.float32(-haze) * depth)  # how much of the surface survives the haze
+            col -= self._haze_color
+            col *= f[:, None]
+            col += self._haze_color
         return col
 
+    def _tile_shade(self, x, y, depth, ground, view, px_x, px_y) -> np.ndarray:
+        """Per pixel, 1 off the ground and the checker's darkening on it (faded with distance)."""
+        # A pixel's world point is eye + depth·(x·X + y·Y + forward), X and Y the right and
+        # up axes scaled to one pixel at unit depth: no per-triangle planes needed.
+        cam = np.asarray(view, np.float64)
+        right, up, forward = cam[0, :3], cam[1, :3], -cam[2, :3]
+        eye = -cam[:3, :3].T @ cam[:3, 3]
+        size = float(self.options.checker_size)
+        cells = []
+        for axis in (0, 2):
+            a, b, c = right[axis] * px_x, -up[axis] * px_y, forward[axis]
+            world = x * np.float32(a / size)
+            world += y * np.float32(b / size)
+            world += np.float32(c / size)
+            world *= depth
+            world += np.float32(eye[axis] / size)
+            cells.append(np.floor(world, out=world))
+        odd = np.remainder(cells[0] + cells[1], np.float32(2.0))
+        # Fade the tiles out with distance, where they would only alias into moiré.
+        contrast = np.clip(np.float32(1.0) - depth / np.float32(60.0), 0.0, 1.0)
+        contrast *= np.float32(0.12)
+        contrast *= odd
+        contrast *= ground
+        return np.float32(1.0) - contrast
 
-def _attribute_planes(sx: np.ndarray, sy: np.ndarray, inv: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per triangle and channel, the plane (dx, dy, c) of value/w over the screen: (T, C, 3) float32."""
+
+def _attribute_planes(sx: np.ndarray, sy: np.ndarray, inv: np.ndarray, values: np.ndarray):
+    """Per triangle, the planes value/w = A·x + B·y + C over the screen: A, B, C each (T, C) float32."""
     a, b, c, area = edge_setup(sx, sy)
     weight = values.astype(np.float64) * (inv / area[:, None])[:, :, None]  # (T,3 corners,C)
-    planes = np.stack([np.einsum("tk,tkc->tc", a, weight), np.einsum("tk,tkc->tc", b, weight),
-                       np.einsum("tk,tkc->tc", c, weight)], axis=2)
-    return planes.astype(np.float32)
+    return tuple(np.einsum("tk,tkc->tc", e, weight).astype(np.float32) for e in (a, b, c))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
