@@ -150,3 +150,27 @@ def test_normalisation_reaches_the_target_and_limits_peaks():
     assert np.all(loudness.limiter_envelope(x * 0.1, rate) == 1.0)  # nothing near the ceiling: untouched
     silent, measured, _ = loudness.normalisation_envelope(np.zeros((rate, 2), np.float32), rate, -16.0)
     assert measured == float("-inf") and np.all(silent == 1.0)
+
+
+def test_normalisation_measures_the_limited_signal_exactly():
+    # The envelope's loudness is worked out from one K-weighting pass plus corrections
+    # around limited peaks; it must equal measuring the limited signal from scratch.
+    rate = 48000
+    rng = np.random.default_rng(3)
+    x = (0.05 * rng.standard_normal((rate * 6, 2))).astype(np.float32)
+    for start in (rate // 2, rate * 2, rate * 2 + 900, rate * 5):  # peaks, two of them close together
+        x[start:start + 300] = 0.95
+    envelope, _, after = loudness.normalisation_envelope(x, rate, -10.0)
+    assert envelope.min() < 0.5 * envelope.max()  # the peaks really were ridden down
+    assert after == pytest.approx(loudness.integrated_loudness(x * envelope[:, None], rate), abs=1e-6)
+
+
+def test_limiter_leaves_samples_out_of_reach_of_peaks_exactly_alone():
+    rate = 48000
+    x = np.full((rate, 2), 0.1, np.float32)
+    x[rate // 2:rate // 2 + 10] = 2.0
+    gain = loudness.limiter_envelope(x, rate)
+    touched = np.flatnonzero(gain < 1.0)
+    assert gain.min() <= 10 ** (-1 / 20) / 2.0 + 1e-9  # the peak is brought under the ceiling
+    assert touched.min() > rate // 2 - int(0.012 * rate) and touched.max() < rate // 2 + int(0.012 * rate)
+    assert np.all(gain[:touched.min()] == 1.0) and np.all(gain[touched.max() + 1:] == 1.0)

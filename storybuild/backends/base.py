@@ -123,6 +123,7 @@ def register(name: str, backend: Backend) -> None:
 VERSIONS: dict[str, str] = {
     "command": "1",
     "espeak": "2",  # 2: breathy voices reseeded, no longer vary with the clock
-    "embedded": "4",  # 4: AAC with the fast coder; 3: fixed keyframes; 2: x264 with two threads
+    "embedded": "5",  # 5: faster shading and loudness (last-bit changes); 4: AAC with the fast coder;
+    # 3: fixed keyframes; 2: x264 with two threads
     "comfyui": "1",
 }

@@ -88,10 +88,9 @@ def lay_stems(cut: FilmCut, load: Callable[[str, str], np.ndarray], rate: int) -
         gain = scene_gain(cut, i, rate)[:, None]
         for name in STEMS:
             data = load(span.id, name)
-            body = np.zeros((len(gain), 2), dtype=np.float64)
             # A stem a few samples off its scene's length (rounding upstream) is padded or cut.
-            body[:min(len(data), len(body))] = data[:len(body)]
-            out[name][first:first + len(body)] += (body * gain).astype(np.float32)
+            n = min(len(data), len(gain))
+            out[name][first:first + n] += data[:n] * gain[:n]
     return out
 
 
