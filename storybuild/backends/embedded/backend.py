@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from storybuild.backends.base import VERSIONS, ActionContext
 from storybuild.errors import BackendError
+from storybuild.heap import keep_freed_memory
 
 # kind → "module:function(ctx) -> {output: path}"; modules load only when a kind runs.
 KINDS: dict[str, str] = {
@@ -35,4 +36,5 @@ class EmbeddedBackend:
         if spec is None:
             raise BackendError(f"the embedded backend cannot run actions of kind {ctx.kind!r}")
         module_name, _, func = spec.partition(":")
+        keep_freed_memory()  # pictures and sound churn through large numpy temporaries
         return getattr(import_module(module_name), func)(ctx)

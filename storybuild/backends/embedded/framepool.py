@@ -42,7 +42,8 @@ def submit(key: str, spec: ShotSpec, start: int, stop: int) -> Future:
 
             # spawn, not fork: the executor runs actions on threads, and forking a threaded
             # process can leave a lock held forever in the child.
-            _pool = ProcessPoolExecutor(max_workers=workers(), mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(max_workers=workers(), mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_worker_started)
         pool = _pool
     return pool.submit(paint_chunk, key, spec, start, stop)
 
@@ -67,6 +68,12 @@ def _shutdown() -> None:
 # --------------------------------------------------------------------------- in a worker
 
 _painters: "OrderedDict[str, Painter]" = OrderedDict()
+
+
+def _worker_started() -> None:
+    from storybuild.heap import keep_freed_memory
+
+    keep_freed_memory()  # a frame's temporaries are reused by the next, not re-mapped
 
 
 def paint_chunk(key: str, spec: ShotSpec, start: int, stop: int) -> list[bytes]:
