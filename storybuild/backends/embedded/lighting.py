@@ -134,25 +134,51 @@ def sky_colors(light: Lighting, forward: np.ndarray, right: np.ndarray, up: np.n
     """
     if pixels is None:
         pixels = np.arange(width * height)
-    col, row = pixels % width, pixels // width
-    xs = ((col.astype(np.float32) + 0.5) / width * 2.0 - 1.0) * np.float32(tan_x)
-    ys = (1.0 - (row.astype(np.float32) + 0.5) / height * 2.0) * np.float32(tan_y)
-    inv_len = 1.0 / np.sqrt(1.0 + ys * ys + xs * xs)
+    row, col = np.divmod(pixels, width)
+    xs = col.astype(np.float32)
+    xs *= np.float32(2.0 * tan_x / width)
+    xs += np.float32((1.0 / width - 1.0) * tan_x)
+    ys = row.astype(np.float32)
+    ys *= np.float32(-2.0 * tan_y / height)
+    ys += np.float32((1.0 - 1.0 / height) * tan_y)
+    inv_len = xs * xs
+    inv_len += ys * ys
+    inv_len += np.float32(1.0)
+    np.sqrt(inv_len, out=inv_len)
+    np.reciprocal(inv_len, out=inv_len)
 
     def along(axis: np.ndarray) -> np.ndarray:
         a = np.asarray(axis, np.float64)
-        return (np.float32(forward @ a) + ys * np.float32(up @ a) + xs * np.float32(right @ a)) * inv_len
+        v = xs * np.float32(right @ a)
+        v += ys * np.float32(up @ a)
+        v += np.float32(forward @ a)
+        v *= inv_len
+        return v
 
     elevation = along(np.array([0.0, 1.0, 0.0]))
     top, horizon = np.array(light.sky_top, np.float32), np.array(light.sky_horizon, np.float32)
     # sqrt makes the horizon band narrow and the zenith colour dominate, as a real sky does;
-    # below the horizon (past the ground's edge) the haze darkens a little.
-    s = np.sqrt(np.clip(elevation, 0.0, 1.0))[:, None]
-    below = (1.0 - 0.25 * np.clip(-elevation * 4.0, 0.0, 1.0))[:, None]
-    sky = (horizon + (top - horizon) * s) * below
+    # below the horizon (past the ground's edge) the haze darkens a little: by 1 + clip(e, -1/4, 0).
+    s = np.clip(elevation, 0.0, 1.0)
+    np.sqrt(s, out=s)
+    below = np.clip(elevation, -0.25, 0.0)
+    below += np.float32(1.0)
+    sky = np.multiply.outer(s * below, top - horizon)
+    sky += np.multiply.outer(below, horizon)
     if light.sun_glow > 0:
+        # glow = k·(cos⁴⁸ + cos⁶/4), powers by squaring: np.power costs ten multiplications
         cos = np.clip(along(light.sun_direction), 0.0, 1.0)
-        c6 = cos ** 6
-        glow = np.float32(light.sun_glow * 0.6) * (c6 ** 8 + 0.25 * c6)
-        sky += glow[:, None] * np.array(light.sun_color, np.float32)
-    return (np.clip(sky, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        c6 = cos * cos
+        c6 *= cos
+        c6 *= c6
+        c48 = c6 * c6
+        c48 *= c48
+        c48 *= c48
+        c6 *= np.float32(0.25)
+        c48 += c6
+        c48 *= np.float32(light.sun_glow * 0.6)
+        sky += np.multiply.outer(c48, np.array(light.sun_color, np.float32))
+    np.clip(sky, 0.0, 1.0, out=sky)
+    sky *= np.float32(255.0)
+    sky += np.float32(0.5)
+    return sky.astype(np.uint8)

@@ -37,7 +37,10 @@ _TO_SRGB = np.clip(np.round(255.0 * np.where(
 
 def linear_to_srgb8(c: np.ndarray) -> np.ndarray:
     """Linear colours 0..1 (any shape) → sRGB uint8."""
-    return _TO_SRGB[np.clip(c * (_LUT_SIZE - 1) + 0.5, 0, _LUT_SIZE - 1).astype(np.int32)]
+    index = np.multiply(c, np.float32(_LUT_SIZE - 1), dtype=np.float32)
+    index += np.float32(0.5)
+    np.clip(index, 0, _LUT_SIZE - 1, out=index)
+    return np.take(_TO_SRGB, index.astype(np.uint16))
 
 
 @dataclass
@@ -234,8 +237,10 @@ class Renderer:
             world += np.float32(c / size)
             world *= depth
             world += np.float32(eye[axis] / size)
-            cells.append(np.floor(world, out=world))
-        odd = np.remainder(cells[0] + cells[1], np.float32(2.0))
+            cells.append(np.floor(world, out=world).astype(np.int32))
+        cells[0] += cells[1]
+        cells[0] &= 1
+        odd = cells[0].astype(np.float32)
         # Fade the tiles out with distance, where they would only alias into moiré.
         contrast = np.clip(np.float32(1.0) - depth / np.float32(60.0), 0.0, 1.0)
         contrast *= np.float32(0.12)
