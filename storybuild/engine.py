@@ -240,7 +240,7 @@ class Engine:
                     on_event(Event("cached", action_id, action.kind, {"cutoff": False}))
             result.up_to_date -= len(result.cached)
             runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views,
-                                  cplan.placed, recorder.placed)
+                                  cplan.placed, recorder.placed, cache_dir=os.path.join(self.store_dir, "cache"))
             executor = Executor(runner, recorder, jobs=jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
                                 on_event=on_event)

@@ -15,10 +15,10 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from storybuild.backends.base import ActionContext, Backend, get_backend
-from storybuild.errors import BackendError
+from storybuild.errors import BackendError, StorybuildError
 from storybuild.executor import Job, Outcome
 from storybuild.hashing import digest_file
 from storybuild.model import Action, ActionInput, FileInput
@@ -69,7 +69,7 @@ class ActionRunner:
                  configs: Mapping[str, Mapping[str, Any]], views: Mapping[str, ViewRecord],
                  placed: Mapping[str, tuple[tuple[str, str], ...]],
                  record: Callable[[dict[str, ViewRecord]], None], log: Callable[[str, str], None] = lambda a, line: None,
-                 backend: Callable[[str], Backend] = get_backend):
+                 backend: Callable[[str], Backend] = get_backend, cache_dir: str | os.PathLike | None = None):
         self.root = Path(root)
         self.scratch_root = Path(scratch_root)
         self.cas = cas
@@ -80,7 +80,22 @@ class ActionRunner:
         self.record = record
         self.log = log
         self.backend = backend
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._seq = itertools.count()
+
+    def prepare(self, actions: Iterable[Action], jobs: int) -> None:
+        """Tell each backend with actions ahead which kinds it will run, so it can get ready
+        (start worker processes) while the first steps run. Backends without `prepare` skip it."""
+        kinds: dict[str, set[str]] = {}
+        for action in actions:
+            kinds.setdefault(action.backend, set()).add(action.kind)
+        for name, wanted in sorted(kinds.items()):
+            try:
+                prepare = getattr(self.backend(name), "prepare", None)
+            except StorybuildError:  # an unknown backend fails its actions, with their locations
+                continue
+            if prepare is not None:
+                prepare(frozenset(wanted), jobs)
 
     def run(self, job: Job) -> Outcome:
         """Run `job.action`; return its output digests (placed and recorded)."""
@@ -96,7 +111,7 @@ class ActionRunner:
                 inputs=LazyInputs(action, job.inputs, self.root, scratch, self.cas),
                 out_dir=out_dir, project_root=self.root, config=self.configs.get(action.backend, {}),
                 progress=job.progress, cancel_event=job.cancel_event, jobs=job.jobs, attempt=job.attempt,
-                log=lambda line: self.log(action.id, line),
+                log=lambda line: self.log(action.id, line), cache_dir=self.cache_dir,
             )
             written = backend.run(ctx) or {}
             ctx.check_cancelled()  # a backend that returned early on cancel made nothing whole

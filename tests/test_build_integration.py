@@ -252,7 +252,11 @@ def test_gc_removes_objects_the_lock_no_longer_needs(tmp_path):
     (root / "prompts" / "p0.txt").write_text("changed\n")
     session(root).build(jobs=2)
     assert session(root).gc(keep=2) == (0, 0)  # the previous build still holds the old film
+    derived = root / ".storybuild" / "cache" / "meshes" / "m.npz"
+    derived.parent.mkdir(parents=True)
+    derived.write_bytes(b"x")
     removed, freed = session(root).gc()
+    assert not derived.parent.parent.exists()  # backends' caches are remade on demand
     # The old keyframe (= old clip) and the old scene (= old film: one scene, sorted again).
     assert removed == 2 and freed > 0
     check_store(root)

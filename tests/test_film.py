@@ -150,6 +150,15 @@ def test_two_clean_builds_are_byte_identical(small, tmp_path):
     assert (other / "storybuild.lock").read_bytes() == (small / "storybuild.lock").read_bytes()
 
 
+def test_meshes_from_the_cache_render_the_same_film(small, tmp_path):
+    # Frame workers read parsed meshes from .storybuild/cache instead of building them.
+    assert list((small / ".storybuild" / "cache" / "meshes").glob("*.npz"))
+    other = make_small_film(tmp_path / "cached")
+    shutil.copytree(small / ".storybuild" / "cache", other / ".storybuild" / "cache")
+    build(other)
+    assert (other / "build" / "film.mp4").read_bytes() == (small / "build" / "film.mp4").read_bytes()
+
+
 def test_the_demo_film_builds(tmp_path):
     """The README's promise: the repo-root manifest builds a real film of 30 s or more."""
     project = tmp_path / "demo"

@@ -36,10 +36,13 @@ class ActionContext:
     config: Mapping[str, Any] = field(default_factory=dict)  # the backend's section of `backends`
     progress: ProgressFn = _no_progress
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    jobs: int = 1  # processes this action may use (frame rendering)
+    jobs: int = 1  # the build's -j: size of a worker pool shared with the other running actions (frames)
     attempt: int = 1
     log: Callable[[str], None] = lambda line: None
     extra: dict[str, Any] = field(default_factory=dict)  # per-run facts a backend reports (server, timings)
+    # A folder for derived data a backend may keep between builds (parsed models): content-
+    # addressed by the backend, never an input or output, safe to delete at any time.
+    cache_dir: Path | None = None
 
     @property
     def cancelled(self) -> bool:

@@ -43,4 +43,5 @@ def collect(root: str, store_dir: str, keep: int = 0) -> tuple[int, int]:
             db.close()
     cas.remove_temporaries()
     shutil.rmtree(os.path.join(store_dir, "tmp"), ignore_errors=True)
+    shutil.rmtree(os.path.join(store_dir, "cache"), ignore_errors=True)  # backends' derived data: remade on demand
     return removed, freed

@@ -42,6 +42,7 @@ class ShotSpec:
     frames: int
     fps: float
     lines: tuple[LineTrack, ...]
+    cache: str | None = None  # a folder for derived data kept between builds (meshcache)
 
     def time(self, i: int) -> float:
         """When frame i is shown (seconds): what mouths and captions follow."""
@@ -127,7 +128,7 @@ class Render3DPainter(Painter):
         from storybuild.backends.embedded.stage3d import Stage3D
 
         super().__init__(spec)
-        self.stage = Stage3D(spec.params, {k: Path(v) for k, v in spec.inputs.items()})
+        self.stage = Stage3D(spec.params, {k: Path(v) for k, v in spec.inputs.items()}, spec.cache)
 
     def picture(self, i: int) -> np.ndarray:
         camera = self.stage.camera(self.spec.move_time(i), self.spec.duration)

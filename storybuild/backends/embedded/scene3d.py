@@ -100,8 +100,12 @@ _cache: OrderedDict[tuple, Mesh] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_model(path: Path | str) -> Mesh:
-    """A model file as a Mesh, cached per process by path, size and modification time."""
+def load_model(path: Path | str, cache: Path | str | None = None) -> Mesh:
+    """A model file as a Mesh, cached per process by path, size and modification time.
+
+    With a `cache` folder, parsed meshes are also kept there between processes (meshcache).
+    """
+    from storybuild.backends.embedded.meshcache import cached_mesh, model_recipe
     from storybuild.backends.embedded.model_io import read_parts
 
     p = Path(path)
@@ -111,7 +115,7 @@ def load_model(path: Path | str) -> Mesh:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    mesh = mesh_from_parts(read_parts(p))
+    mesh = cached_mesh(cache, model_recipe(p), lambda: mesh_from_parts(read_parts(p)))
     with _cache_lock:
         _cache[key] = mesh
         while len(_cache) > _CACHE_SIZE:

@@ -68,7 +68,7 @@ def _line_duration(path: Path) -> float:
         raise BackendError(f"cannot read the duration of speech timings {path.name}: {exc}") from exc
 
 
-def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path]) -> ShotSpec:
+def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Path | None = None) -> ShotSpec:
     """The shot's timing, lines (with mouth cues) and picture kind, from its params and inputs."""
     from storybuild.backends.embedded.visemes import load_cues
     from storybuild.timeline import shot_timing
@@ -103,7 +103,7 @@ def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path]) -> ShotSpe
     plain = json.loads(json.dumps(params))  # plain dicts/lists: picklable, no mapping proxies
     return ShotSpec(plain, {k: str(v) for k, v in inputs.items()},
                     picture_kind(str(params.get("source") or "render3d"), inputs),
-                    frames / fps, frames, fps, tracks)
+                    frames / fps, frames, fps, tracks, None if cache is None else str(cache))
 
 
 def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
@@ -127,8 +127,8 @@ def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
         chunks = deque((s, min(s + CHUNK_FRAMES, spec.frames)) for s in range(0, spec.frames, CHUNK_FRAMES))
         while chunks or pending:
             # bounded read-ahead keeps memory flat and leaves room for other shots' chunks
-            while chunks and len(pending) < 2 * framepool.workers():
-                pending.append(framepool.submit(key, spec, *chunks.popleft()))
+            while chunks and len(pending) < 2 * framepool.workers(jobs):
+                pending.append(framepool.submit(key, spec, *chunks.popleft(), jobs))
             for frame in pending.popleft().result():
                 ctx.check_cancelled()
                 done += 1
@@ -173,7 +173,7 @@ def pans(spec: ShotSpec) -> list[float]:
 
 def _as_clip(spec: ShotSpec) -> ShotSpec:
     """The same shot seen as a bare overlay (no picture to build), for staging questions."""
-    return ShotSpec(spec.params, spec.inputs, CLIP, spec.duration, spec.frames, spec.fps, spec.lines)
+    return ShotSpec(spec.params, spec.inputs, CLIP, spec.duration, spec.frames, spec.fps, spec.lines, spec.cache)
 
 
 def shot_json(spec: ShotSpec) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def run_shot(ctx: ActionContext) -> dict[str, Path]:
 
     from storybuild.backends.embedded.ffmpeg import encode_frames
 
-    spec = build_spec(ctx.params, ctx.inputs)
+    spec = build_spec(ctx.params, ctx.inputs, ctx.cache_dir)
     width, height = int(spec.params["width"]), int(spec.params["height"])
     ctx.progress(0.0, f"{spec.frames} frames ({spec.picture})")
     source = _conformed(spec, ctx) if spec.picture == CLIP else _painted(spec, ctx)

@@ -16,6 +16,7 @@ import numpy as np
 from storybuild.backends.embedded.camera import CameraState, camera_at
 from storybuild.backends.embedded.lighting import lighting_for, parse_color
 from storybuild.backends.embedded.mouths import MouthSet, mouth_set_for, overlay_3d
+from storybuild.backends.embedded.meshcache import cached_mesh
 from storybuild.backends.embedded.puppet import model_anchor, puppet_mesh
 from storybuild.backends.embedded.render3d import Frame, Geometry, Renderer, RenderOptions
 from storybuild.backends.embedded.scene3d import ground, load_model, placement_matrix, place
@@ -107,21 +108,22 @@ class Actor:
 class Stage3D:
     """The lit 3D world of one shot, rendered from its camera at any time."""
 
-    def __init__(self, params: Mapping[str, Any], inputs: Mapping[str, Path]):
+    def __init__(self, params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Path | str | None = None):
         self.width, self.height = int(params["width"]), int(params["height"])
         parts: list[Geometry] = [ground(GROUND_COLOR, object_id=0)]
         next_id = 1
         for i, prop in enumerate(params.get("props") or []):
-            mesh = load_model(_model_path(prop, inputs, f"prop {i}"))
+            mesh = load_model(_model_path(prop, inputs, f"prop {i}"), cache)
             parts.append(place(mesh, _placement(prop), next_id))
             next_id += 1
         self.actors: list[Actor] = []
         for member in params.get("cast") or []:
             character = str(member.get("character") or member.get("name") or f"cast{next_id}")
             if member.get("model"):
-                mesh = load_model(_model_path(member, inputs, f"character {character!r}"))
+                mesh = load_model(_model_path(member, inputs, f"character {character!r}"), cache)
             else:
-                mesh = puppet_mesh(parse_color(member.get("color")))
+                color = parse_color(member.get("color"))
+                mesh = cached_mesh(cache, f"puppet:{color}", lambda: puppet_mesh(color))
             matrix = _placement(member)
             parts.append(place(mesh, matrix, next_id))
             anchor = model_anchor(mesh, member.get("head_height"))
