@@ -44,7 +44,7 @@ class Job:
     attempt: int
     cancel_event: threading.Event
     progress: ProgressFn
-    jobs: int = 1
+    jobs: int = 1  # the build's -j: the most processes a pool shared by running actions may use
 
 
 class Outcome(NamedTuple):
@@ -55,7 +55,11 @@ class Outcome(NamedTuple):
 
 
 class Runner(Protocol):
-    """Performs one action (backend, scratch space, storing outputs)."""
+    """Performs one action (backend, scratch space, storing outputs).
+
+    A runner may also have `prepare(actions, jobs)`, called once before the first step with
+    every action the build will run, so that backends can start slow things early.
+    """
 
     def run(self, job: Job) -> Outcome:
         """Perform one action; return its output digests."""
@@ -169,6 +173,9 @@ class Executor:
         for w in workers:
             w.start()
         self.emit(Event("plan", data={"total": len(steps), "cached": len(plan.fresh)}))
+        prepare = getattr(self.runner, "prepare", None)  # optional: test runners need none
+        if prepare is not None and steps:
+            prepare([s.action for s in plan.steps], self.jobs)
 
         def release(done_id: str) -> None:
             """Make the consumers of a finished step ready once all their inputs are."""
@@ -229,8 +236,7 @@ class Executor:
                         running[backend] = running.get(backend, 0) + 1
                         in_flight += 1
                         making[key] = node
-                        jobs = max(1, self.jobs // max(1, min(in_flight, self.jobs)))
-                        self._work.put((step, key, digests, jobs))
+                        self._work.put((step, key, digests, self.jobs))
                     for node in held:
                         heapq.heappush(ready, (order[node], node))
                 if in_flight == 0 and (stopping or not ready):

@@ -31,6 +31,13 @@ class EmbeddedBackend:
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
         return None
 
+    def prepare(self, kinds: frozenset[str], jobs: int) -> None:
+        """A build will run actions of `kinds`: start the frame workers now if shots will render."""
+        if "shot" in kinds and jobs > 1:
+            from storybuild.backends.embedded import framepool
+
+            framepool.warm(jobs)
+
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         spec = KINDS.get(ctx.kind)
         if spec is None:
