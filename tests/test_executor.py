@@ -171,3 +171,24 @@ def test_the_same_work_for_two_actions_runs_once():
     result = executor.run(Plan([Step(a, (), None) for a in twins]), statics, {})
     assert sorted(runner.calls) == ["after", "line/a"] and result.cached == ["line/b"]
     assert result.outputs["line/b"] == result.outputs["line/a"]
+
+
+def test_the_runner_is_told_once_what_will_run_and_every_job_gets_the_builds_parallelism():
+    class PreparingRunner(FakeRunner):
+        def __init__(self):
+            super().__init__(delay=0.02)
+            self.prepared, self.jobs = [], []
+
+        def prepare(self, actions, jobs):
+            self.prepared.append(([a.id for a in actions], jobs))
+
+        def run(self, job):
+            with self.lock:
+                self.jobs.append(job.jobs)
+            return super().run(job)
+
+    runner = PreparingRunner()
+    run([action("a"), action("b"), action("c", deps=("a",))], runner, jobs=3)
+    assert runner.prepared == [(["a", "b", "c"], 3)]
+    # Shared pools (frame workers) are sized by the build, whoever else runs alongside.
+    assert runner.jobs == [3, 3, 3]
