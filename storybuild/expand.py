@@ -75,6 +75,7 @@ class _Expander:
             self.width, self.height, self.fps = project.width, project.height, project.fps
         self.sample_rate = project.sample_rate
         self.actions: list[Action] = []
+        self.layouts: dict[str, str] = {}  # shot id → its layout action
         self.problems: list[Diagnostic] = []
         servers = manifest.backends.comfyui.servers
         self.has_comfy = bool(servers)
@@ -271,19 +272,30 @@ class _Expander:
             "ken_burns": _ken_burns(picture), "seed": seed,
             "camera": self.camera_params(shot, where), "cast": cast, "props": props, "lines": line_params,
         }
+        origins = {"fps": "project.fps", "width": "project.resolution", "height": "project.resolution",
+                   "duration": f"{shot.path}.duration", "padding": f"{shot.path}.padding",
+                   "source": f"{shot.path}.picture.source", "look": f"{shot.path}.picture.look",
+                   "background": f"{scene.path}.background", "time": f"{scene.path}.time",
+                   "lighting": f"{shot.path}.look", "title": f"{shot.path}.picture.title",
+                   "caption_lines": f"{shot.path}.captions", "ken_burns": f"{shot.path}.picture.ken_burns",
+                   "seed": f"{shot.path}.picture.params.seed", "camera": f"{shot.path}.camera",
+                   "cast": f"{shot.path}.cast", "props": f"{shot.path}.props", "lines": f"{shot.path}.dialogue"}
+        # The layout (timing, speakers' places: shot.json) needs no frames, so the sound can
+        # be mixed while the pictures render or generate. It reads the speech timings and
+        # the project's own files; media other actions make only count by their presence.
+        generated = sorted(i.name for i in inputs if isinstance(i.source, ActionInput)
+                           and not i.name.startswith(("timings:", "visemes:")))
+        self.layouts[shot.id] = self.add(Action(
+            id=f"{self.pre}layout/{shot.id}", kind="layout", backend="embedded",
+            params={**params, "generated": generated},
+            inputs=tuple(i for i in inputs if isinstance(i.source, FileInput) or i.name.startswith("timings:")),
+            outputs=("shot.json",), loc=shot.loc, origins={**origins, "generated": f"{shot.path}.picture"},
+        ))
         return self.add(Action(
             id=f"{self.pre}shot/{shot.id}", kind="shot", backend="embedded", params=params,
-            inputs=tuple(inputs), outputs=("shot.mp4", "shot.json", "thumb.png"),
+            inputs=tuple(inputs), outputs=("shot.mp4", "thumb.png"),
             view={"shot.mp4": self.view(f"shots/{shot.id}.mp4"), "thumb.png": self.view(f"shots/{shot.id}.png")},
-            loc=shot.loc,
-            origins={"fps": "project.fps", "width": "project.resolution", "height": "project.resolution",
-                     "duration": f"{shot.path}.duration", "padding": f"{shot.path}.padding",
-                     "source": f"{shot.path}.picture.source", "look": f"{shot.path}.picture.look",
-                     "background": f"{scene.path}.background", "time": f"{scene.path}.time",
-                     "lighting": f"{shot.path}.look", "title": f"{shot.path}.picture.title",
-                     "caption_lines": f"{shot.path}.captions", "ken_burns": f"{shot.path}.picture.ken_burns",
-                     "seed": f"{shot.path}.picture.params.seed", "camera": f"{shot.path}.camera",
-                     "cast": f"{shot.path}.cast", "props": f"{shot.path}.props", "lines": f"{shot.path}.dialogue"},
+            loc=shot.loc, origins=origins,
         ))
 
     # ------------------------------------------------------------------ scenes and film
@@ -292,7 +304,7 @@ class _Expander:
         inputs: dict[str, Input] = {}
         shots_params = []
         for shot, shot_action in zip(scene.shots, shot_ids):
-            inputs[f"shot:{shot.id}"] = Input(f"shot:{shot.id}", ActionInput(shot_action, "shot.json"))
+            inputs[f"shot:{shot.id}"] = Input(f"shot:{shot.id}", ActionInput(self.layouts[shot.id], "shot.json"))
             line_entries = []
             for index_, line in enumerate(shot.dialogue):
                 name = f"line:{shot.id}/{index_}"
@@ -345,8 +357,8 @@ class _Expander:
         for scene, mix, scene_action, shot_actions in scenes:
             inputs.append(Input(f"scene:{scene.id}", ActionInput(scene_action, "scene.mp4")))
             inputs.extend(Input(f"stems:{scene.id}:{stem}", ActionInput(mix, f"{stem}.wav")) for stem in STEMS)
-            inputs.extend(Input(f"shot:{shot.id}", ActionInput(action, "shot.json"))
-                          for shot, action in zip(scene.shots, shot_actions))
+            inputs.extend(Input(f"shot:{shot.id}", ActionInput(self.layouts[shot.id], "shot.json"))
+                          for shot in scene.shots)
             scene_params.append({"id": scene.id, "shots": [shot.id for shot in scene.shots],
                                  "transition": {"type": scene.transition.type.value,
                                                 "duration": scene.transition.duration}})

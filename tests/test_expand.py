@@ -33,8 +33,9 @@ def test_every_line_gets_speech_and_visemes(demo, actions):
 
 def test_graph_shape_shots_scenes_film_exports(demo, actions):
     kinds = sorted({a.kind for a in actions.values()})
-    assert kinds == ["export", "film", "mix", "scene", "shot", "speech", "visemes"]
+    assert kinds == ["export", "film", "layout", "mix", "scene", "shot", "speech", "visemes"]
     assert len([a for a in actions.values() if a.kind == "shot"]) == sum(len(s.shots) for s in demo.scenes)
+    assert len([a for a in actions.values() if a.kind == "layout"]) == sum(len(s.shots) for s in demo.scenes)
     film = actions["film"]
     assert {f"scene/{s.id}" for s in demo.scenes} <= film.deps()
     assert {f"mix/{s.id}" for s in demo.scenes} <= film.deps()
@@ -55,6 +56,19 @@ def test_shot_params_are_resolved(demo, actions):
     input_names = {i.name for i in shot.inputs}
     assert {"timings:0", "visemes:0", "model:theo_model", "model:pier"} <= input_names
     assert shot.origins["camera"] == "scenes[0].shots[1].camera"
+
+
+def test_sound_never_waits_for_pictures(demo, actions):
+    # The mix reads each shot's layout, which needs the speech timings but no frames.
+    layout = actions["layout/lantern-both"]
+    assert layout.outputs == ("shot.json",)
+    assert {d.split("/")[0] for d in layout.deps()} == {"speech"}
+    assert {i.name for i in layout.inputs if i.name.startswith("timings:")} == {"timings:0", "timings:1", "timings:2"}
+    for scene in demo.scenes:
+        mix = actions[f"mix/{scene.id}"]
+        assert not any(d.startswith("shot/") for d in mix.deps()), mix.id
+        assert {f"layout/{shot.id}" for shot in scene.shots} <= mix.deps()
+    assert {p for p in actions["layout/lantern-both"].params if p != "generated"} == set(actions["shot/lantern-both"].params)
 
 
 def test_emotion_shifts_the_voice(demo, actions):

@@ -138,7 +138,7 @@ def test_editing_one_line_reruns_exactly_what_depends_on_it(small, tmp_path):
     shutil.copytree(small, project)
     manifest = project / "storybuild.yaml"
     manifest.write_text(manifest.read_text().replace("Then we should eat it.", "Then we should eat it now."))
-    assert build(project) == ["export/web", "film", "mix/road", "scene/road", "shot/road-bo",
+    assert build(project) == ["export/web", "film", "layout/road-bo", "mix/road", "scene/road", "shot/road-bo",
                               "speech/road-bo/0", "visemes/road-bo/0"]
 
 

@@ -13,7 +13,7 @@ from storybuild.backends.base import ActionContext
 from storybuild.backends.embedded import ffmpeg
 from storybuild.backends.embedded.conform import conformed_frames
 from storybuild.backends.embedded.painters import Render3DPainter
-from storybuild.backends.embedded.shot import build_spec, run_shot
+from storybuild.backends.embedded.shot import build_spec, run_layout, run_shot
 from storybuild.errors import BackendError, Cancelled
 
 W, H, FPS = 160, 90, 6
@@ -63,6 +63,11 @@ def run(tmp_path, p, inputs, jobs=1, name="out", cancel=False):
     if cancel:
         ctx.cancel_event.set()
     outputs = run_shot(ctx)
+    # The layout sees what the planner gives it: no visemes (the mouths are the shot's business).
+    (tmp_path / f"{name}-layout").mkdir()
+    outputs.update(run_layout(ActionContext("layout/test", "layout", p,
+                                            {k: v for k, v in inputs.items() if not k.startswith("visemes:")},
+                                            tmp_path / f"{name}-layout", tmp_path)))
     return outputs, json.loads(outputs["shot.json"].read_text()), progress
 
 

@@ -16,7 +16,7 @@ from storybuild.preview import media
 from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, RUNNING, SKIPPED, split_quality
 
 # Actions that make a shot's picture, and those that make a scene (docs/pipeline.md).
-_SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")
+_SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(layout|shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")
 _SCENE_ACTION = re.compile(r"^(mix|scene)/(?P<id>[^/]+)$")
 
 

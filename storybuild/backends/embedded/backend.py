@@ -13,6 +13,7 @@ from storybuild.heap import keep_freed_memory
 # kind → "module:function(ctx) -> {output: path}"; modules load only when a kind runs.
 KINDS: dict[str, str] = {
     "visemes": "storybuild.backends.embedded.visemes:run_visemes",
+    "layout": "storybuild.backends.embedded.shot:run_layout",
     "shot": "storybuild.backends.embedded.shot:run_shot",
     "mix": "storybuild.backends.embedded.mix:run_mix",
     "scene": "storybuild.backends.embedded.assemble:run_scene",

@@ -1,4 +1,5 @@
-"""shot/<shot>: a shot's picture → shot.mp4 (exactly `frames` frames), shot.json, thumb.png.
+"""shot/<shot>: a shot's picture → shot.mp4 (exactly `frames` frames), thumb.png; and
+layout/<shot>: its timing and speakers' places → shot.json, worked out without drawing.
 
     params + line timings/visemes ──► ShotSpec (timing from storybuild.timeline)
         │   render3d │ card │ title │ still/keyframe (Ken Burns) │ clip/file (conformed)
@@ -13,6 +14,7 @@ any number of jobs.
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -68,8 +70,9 @@ def _line_duration(path: Path) -> float:
         raise BackendError(f"cannot read the duration of speech timings {path.name}: {exc}") from exc
 
 
-def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Path | None = None) -> ShotSpec:
-    """The shot's timing, lines (with mouth cues) and picture kind, from its params and inputs."""
+def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Path | None = None,
+               with_cues: bool = True) -> ShotSpec:
+    """The shot's timing, lines (with mouth cues unless `with_cues` is off) and picture kind."""
     from storybuild.backends.embedded.visemes import load_cues
     from storybuild.timeline import shot_timing
 
@@ -82,7 +85,7 @@ def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Pat
     for line in raw_lines:
         durations.append(_line_duration(_input(inputs, line.get("timings"), f"line {line.get('index')}")))
         offsets.append(float(line.get("offset") or 0.0))
-        if line.get("visemes"):
+        if line.get("visemes") and with_cues:
             path = _input(inputs, line["visemes"], f"line {line.get('index')}")
             try:
                 cues.append(tuple((c.start, c.end, c.value) for c in load_cues(path)))
@@ -188,8 +191,21 @@ def shot_json(spec: ShotSpec) -> dict[str, Any]:
     }
 
 
+def run_layout(ctx: ActionContext) -> dict[str, Path]:
+    """Work out the shot's timing and where its speakers stand → shot.json (no frames drawn)."""
+    inputs: dict[str, Path] = {name: Path(path) for name, path in ctx.inputs.items()}
+    for name in ctx.params.get("generated") or []:
+        # Made by other actions (ComfyUI): only their presence decides the picture kind.
+        inputs.setdefault(name, Path(os.devnull))
+    spec = build_spec(ctx.params, inputs, with_cues=False)
+    info_path = ctx.output("shot.json")
+    info_path.write_text(json.dumps(shot_json(spec), sort_keys=True, indent=1, ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    return {"shot.json": info_path}
+
+
 def run_shot(ctx: ActionContext) -> dict[str, Path]:
-    """Render the shot's picture into shot.mp4, and write shot.json and thumb.png."""
+    """Render the shot's picture into shot.mp4 and thumb.png (its layout is layout/<shot>'s)."""
     from PIL import Image
 
     from storybuild.backends.embedded.ffmpeg import encode_frames
@@ -217,9 +233,6 @@ def run_shot(ctx: ActionContext) -> dict[str, Path]:
         raise BackendError(f"{ctx.action_id}: rendered {count} frames, expected {spec.frames}")
     thumb_path = ctx.output("thumb.png")
     Image.frombytes("RGB", (width, height), thumb[0]).save(thumb_path, optimize=False)
-    info_path = ctx.output("shot.json")
-    info_path.write_text(json.dumps(shot_json(spec), sort_keys=True, indent=1, ensure_ascii=False) + "\n",
-                         encoding="utf-8")
     ctx.progress(1.0, f"{spec.frames} frames")
-    return {"shot.mp4": video, "shot.json": info_path, "thumb.png": thumb_path}
+    return {"shot.mp4": video, "thumb.png": thumb_path}
 
