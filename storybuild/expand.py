@@ -351,33 +351,43 @@ class _Expander:
         ))
         return mix, scene_id
 
-    def film_action(self, scenes: list[tuple[Scene, str, str, list[str]]]) -> str:
-        inputs: list[Input] = []
+    def film_actions(self, scenes: list[tuple[Scene, str, str, list[str]]]) -> tuple[str, str]:
+        """The film's sound (stems and master, from the mixes) and the film (pictures + master)."""
+        layouts: list[Input] = []
+        stems: list[Input] = []
+        videos: list[Input] = []
         scene_params = []
-        for scene, mix, scene_action, shot_actions in scenes:
-            inputs.append(Input(f"scene:{scene.id}", ActionInput(scene_action, "scene.mp4")))
-            inputs.extend(Input(f"stems:{scene.id}:{stem}", ActionInput(mix, f"{stem}.wav")) for stem in STEMS)
-            inputs.extend(Input(f"shot:{shot.id}", ActionInput(self.layouts[shot.id], "shot.json"))
-                          for shot in scene.shots)
+        for scene, mix, scene_action, _shot_actions in scenes:
+            videos.append(Input(f"scene:{scene.id}", ActionInput(scene_action, "scene.mp4")))
+            stems.extend(Input(f"stems:{scene.id}:{stem}", ActionInput(mix, f"{stem}.wav")) for stem in STEMS)
+            layouts.extend(Input(f"shot:{shot.id}", ActionInput(self.layouts[shot.id], "shot.json"))
+                           for shot in scene.shots)
             scene_params.append({"id": scene.id, "shots": [shot.id for shot in scene.shots],
                                  "transition": {"type": scene.transition.type.value,
                                                 "duration": scene.transition.duration}})
         project = self.m.project
-        outputs = ("film.mp4", "film.json", "master.wav", *(f"{s}.wav" for s in STEMS))
-        view = {"film.mp4": self.view("film.mp4"), "film.json": self.view("film.json"),
-                "master.wav": self.view("stems/master.wav"),
-                **{f"{s}.wav": self.view(f"stems/{s}.wav") for s in STEMS}}
-        return self.add(Action(
+        origins = {"loudness": "project.loudness", "title": "project.title", "scenes": "scenes",
+                   "fps": "project.fps", "width": "project.resolution", "height": "project.resolution",
+                   "sample_rate": "project.sample_rate"}
+        sound = self.add(Action(
+            id=f"{self.pre}sound", kind="sound", backend="embedded",
+            params={"fps": self.fps, "sample_rate": self.sample_rate, "loudness": project.loudness,
+                    "scenes": scene_params},
+            inputs=(*stems, *layouts), outputs=("master.wav", *(f"{s}.wav" for s in STEMS)),
+            view={"master.wav": self.view("stems/master.wav"), **{f"{s}.wav": self.view(f"stems/{s}.wav") for s in STEMS}},
+            loc=project.loc, origins=origins,
+        ))
+        film = self.add(Action(
             id=f"{self.pre}film", kind="film", backend="embedded",
             params={"fps": self.fps, "width": self.width, "height": self.height,
-                    "sample_rate": self.sample_rate, "loudness": project.loudness,
-                    "title": project.title, "scenes": scene_params},
-            inputs=tuple(inputs), outputs=outputs, view=view, loc=project.loc,
-            origins={"loudness": "project.loudness", "title": "project.title", "scenes": "scenes",
-                     "fps": "project.fps", "width": "project.resolution", "height": "project.resolution"},
+                    "sample_rate": self.sample_rate, "title": project.title, "scenes": scene_params},
+            inputs=(*videos, *layouts, Input("master", ActionInput(sound, "master.wav"))),
+            outputs=("film.mp4", "film.json"), view={"film.mp4": self.view("film.mp4"), "film.json": self.view("film.json")},
+            loc=project.loc, origins=origins,
         ))
+        return sound, film
 
-    def export_actions(self, film: str, shot_actions: dict[str, str]) -> None:
+    def export_actions(self, sound: str, film: str, shot_actions: dict[str, str]) -> None:
         for export in self.m.exports:
             outputs = [f"{export.id}.mp4"]
             outputs += [f"{export.id}.{fmt}" for fmt in export.subtitles]
@@ -389,7 +399,7 @@ class _Expander:
             inputs = [Input("film", ActionInput(film, "film.mp4")), Input("cut", ActionInput(film, "film.json"))]
             inputs += [Input(f"thumb:{shot}", ActionInput(action, "thumb.png")) for shot, action in shot_actions.items()]
             if export.stems:
-                inputs += [Input(f"stems:{stem}", ActionInput(film, f"{stem}.wav")) for stem in (*STEMS, "master")]
+                inputs += [Input(f"stems:{stem}", ActionInput(sound, f"{stem}.wav")) for stem in (*STEMS, "master")]
                 outputs += [f"stems/{stem}.wav" for stem in (*STEMS, "master")]
             path = next((f"exports[{i}]" for i, e in enumerate(self.m.exports) if e.id == export.id), "exports")
             self.add(Action(
@@ -416,8 +426,8 @@ class _Expander:
             shot_actions.update({shot.id: action for shot, action in zip(scene.shots, ids)})
             mix, scene_action = self.scene_actions(index, scene, ids)
             scenes.append((scene, mix, scene_action, ids))
-        film = self.film_action(scenes)
-        self.export_actions(film, shot_actions)
+        sound, film = self.film_actions(scenes)
+        self.export_actions(sound, film, shot_actions)
         if any(d.severity.value == "error" for d in self.problems):
             raise ManifestError(self.problems)
         return self.actions

@@ -492,7 +492,7 @@ class Action:
     """
 
     id: str  # e.g. "speech/harbor-01/0", "shot/harbor-01", "mix/harbor", "film"
-    kind: str  # speech | visemes | layout | shot | keyframe | clip | lipsync | mix | scene | film | export | step
+    kind: str  # speech | visemes | layout | shot | keyframe | clip | lipsync | mix | scene | sound | film | export | step
     backend: str  # registry name, e.g. "espeak", "embedded", "comfyui", "command"
     params: Mapping[str, Any]
     inputs: tuple[Input, ...] = ()

@@ -135,5 +135,17 @@ def film_params(scenes: Mapping[str, list], transitions: Mapping[str, dict], fps
 
 
 def film_inputs(files: Mapping[str, Path]) -> dict[str, Path]:
-    """The subset of `build_scenes` files that the film action takes."""
+    """The subset of `build_scenes` files that the sound and film actions take."""
     return {k: v for k, v in files.items() if k.split(":")[0] in ("shot", "stems", "scene")}
+
+
+def assemble_film(tmp: Path, params: Mapping[str, Any], files: Mapping[str, Path],
+                  logs: list[str] | None = None) -> tuple[dict[str, Path], ActionContext]:
+    """Run `sound`, then `film` on its master, as the planner chains them: (all outputs, film's context)."""
+    from storybuild.backends.embedded.assemble import run_film, run_sound
+
+    inputs = film_inputs(files)
+    outputs = dict(run_sound(context(tmp, "sound", "sound", params, inputs, logs)))
+    ctx = context(tmp, "film", "film", params, {**inputs, "master": outputs["master.wav"]}, logs)
+    outputs.update(run_film(ctx))
+    return outputs, ctx

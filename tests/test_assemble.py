@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedded_media import (FPS, H, RATE, W, build_scenes, context, film_inputs, film_params, make_shot, read,
+from embedded_media import (FPS, H, RATE, W, assemble_film, build_scenes, context, film_params, make_shot, read,
                             tone)
 from storybuild.backends.embedded import ffmpeg, filmvideo, loudness, mp4box
-from storybuild.backends.embedded.assemble import run_film, run_scene
+from storybuild.backends.embedded.assemble import run_scene
 from storybuild.backends.embedded.cut import plan_cut, read_shot
 from storybuild.errors import BackendError
 
@@ -74,7 +74,7 @@ def test_film_with_transitions_has_the_right_length_streams_and_loudness(built):
     tmp, inputs = built
     params = _film_params({"dock": {"type": "crossfade", "duration": 0.5},
                            "boat": {"type": "fade", "duration": 0.5}})
-    out = run_film(context(tmp, "film", "film", params, _film_inputs(inputs)))
+    out = assemble_film(tmp, params, inputs)[0]
     # 36 + 36 + 24 frames, minus two 12-frame overlaps.
     assert ffmpeg.count_frames(out["film.mp4"]) == 72
     info = ffmpeg.probe(out["film.mp4"])
@@ -104,8 +104,8 @@ def test_film_with_transitions_has_the_right_length_streams_and_loudness(built):
 def test_film_is_byte_identical_across_runs(built):
     tmp, inputs = built
     params = _film_params({"dock": {"type": "wipe", "duration": 0.25}})
-    one = run_film(context(tmp / "one", "film", "film", params, _film_inputs(inputs)))
-    two = run_film(context(tmp / "two", "film", "film", params, _film_inputs(inputs)))
+    one = assemble_film(tmp / "one", params, inputs)[0]
+    two = assemble_film(tmp / "two", params, inputs)[0]
     assert set(one) == {"film.mp4", "film.json", "master.wav", "dialogue.wav", "music.wav", "sfx.wav", "ambience.wav"}
     for name in one:
         assert Path(one[name]).read_bytes() == Path(two[name]).read_bytes(), name
@@ -113,7 +113,7 @@ def test_film_is_byte_identical_across_runs(built):
 
 def test_film_of_cuts_copies_pictures_frame_exactly(built):
     tmp, inputs = built
-    out = run_film(context(tmp / "cuts", "film", "film", _film_params({}), _film_inputs(inputs)))
+    out = assemble_film(tmp / "cuts", _film_params({}), inputs)[0]
     assert ffmpeg.count_frames(out["film.mp4"]) == 96
     assert len(read(out["master.wav"])) == 4 * RATE
 
@@ -122,7 +122,7 @@ def test_transition_longer_than_a_scene_is_a_clear_error(built):
     tmp, inputs = built
     params = _film_params({"boat": {"type": "crossfade", "duration": 1.2}})
     with pytest.raises(BackendError, match="the crossfade from scene 'boat' into 'shore' lasts 1.21? s"):
-        run_film(context(tmp / "bad", "film", "film", params, _film_inputs(inputs)))
+        assemble_film(tmp / "bad", params, inputs)[0]
 
 
 # The film cuts scenes at keyframes, so these tests run at 8 fps (a keyframe every 8
@@ -152,8 +152,7 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def _film8(tmp: Path, name: str, inputs: dict[str, Path], transitions: dict, logs: list[str] | None = None):
-    ctx = context(tmp / name, "film", "film", film_params(SCENES8, transitions, fps=FPS8), film_inputs(inputs), logs)
-    return run_film(ctx), ctx
+    return assemble_film(tmp / name, film_params(SCENES8, transitions, fps=FPS8), inputs, logs)
 
 
 def test_shots_and_scenes_have_keyframes_exactly_where_their_frame_counts_put_them(built8, tmp_path: Path):

@@ -33,12 +33,14 @@ def test_every_line_gets_speech_and_visemes(demo, actions):
 
 def test_graph_shape_shots_scenes_film_exports(demo, actions):
     kinds = sorted({a.kind for a in actions.values()})
-    assert kinds == ["export", "film", "layout", "mix", "scene", "shot", "speech", "visemes"]
+    assert kinds == ["export", "film", "layout", "mix", "scene", "shot", "sound", "speech", "visemes"]
     assert len([a for a in actions.values() if a.kind == "shot"]) == sum(len(s.shots) for s in demo.scenes)
     assert len([a for a in actions.values() if a.kind == "layout"]) == sum(len(s.shots) for s in demo.scenes)
-    film = actions["film"]
-    assert {f"scene/{s.id}" for s in demo.scenes} <= film.deps()
-    assert {f"mix/{s.id}" for s in demo.scenes} <= film.deps()
+    film, sound = actions["film"], actions["sound"]
+    assert {f"scene/{s.id}" for s in demo.scenes} | {"sound"} <= film.deps()
+    assert {f"mix/{s.id}" for s in demo.scenes} <= sound.deps()
+    # The film's sound needs no pictures: a change to pictures alone leaves it cached.
+    assert {d.split("/")[0] for d in sound.deps()} == {"mix", "layout"}
     assert actions["export/vertical"].deps() >= {"film"}
     # every dependency names an action that exists: no missing producers
     for action in actions.values():

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embedded_media import FPS, build_scenes, context, film_inputs, film_params
+from embedded_media import FPS, assemble_film, build_scenes, context, film_params
 from storybuild.backends.embedded import ffmpeg, reframe, sheets, timeline
-from storybuild.backends.embedded.assemble import run_film
 from storybuild.backends.embedded.exports import run_export
 from storybuild.errors import BackendError
 
@@ -32,8 +31,7 @@ def film(tmp_path_factory):
     """A 42-frame film: two scenes with a 6-frame crossfade, a line in each."""
     tmp = tmp_path_factory.mktemp("exports")
     files = build_scenes(tmp, SCENES, LINES)
-    out = run_film(context(tmp, "film", "film", film_params(SCENES, {"dock": {"type": "crossfade", "duration": 0.25}}),
-                           film_inputs(files)))
+    out, _ = assemble_film(tmp, film_params(SCENES, {"dock": {"type": "crossfade", "duration": 0.25}}), files)
     inputs = {"film": out["film.mp4"], "cut": out["film.json"]}
     inputs.update({k: v for k, v in files.items() if k.startswith("thumb:")})
     inputs.update({f"stems:{s}": out[f"{s}.wav"] for s in ("dialogue", "music", "sfx", "ambience", "master")})

@@ -139,7 +139,16 @@ def test_editing_one_line_reruns_exactly_what_depends_on_it(small, tmp_path):
     manifest = project / "storybuild.yaml"
     manifest.write_text(manifest.read_text().replace("Then we should eat it.", "Then we should eat it now."))
     assert build(project) == ["export/web", "film", "layout/road-bo", "mix/road", "scene/road", "shot/road-bo",
-                              "speech/road-bo/0", "visemes/road-bo/0"]
+                              "sound", "speech/road-bo/0", "visemes/road-bo/0"]
+
+
+def test_a_change_to_pictures_alone_leaves_the_sound_cached(small, tmp_path):
+    project = tmp_path / "look"
+    shutil.copytree(small, project)
+    manifest = project / "storybuild.yaml"
+    manifest.write_text(manifest.read_text().replace("time: night", "time: dusk"))
+    # The shot's layout is remade and found unchanged, so the mix and the film's sound stay.
+    assert build(project) == ["export/web", "film", "layout/road-bo", "scene/road", "shot/road-bo"]
 
 
 def test_two_clean_builds_are_byte_identical(small, tmp_path):

@@ -1,8 +1,11 @@
-"""scene/<scene> and film: shots joined into scenes, scenes joined into the film.
+"""scene/<scene>, sound and film: shots joined into scenes, scenes joined into the film.
 
-A scene is its shots end to end with the scene's mix underneath. The film is its scenes
-joined by their transitions (ffmpeg's xfade: fade, fadeblack, wipeleft), with the sound
-laid out by `filmsound` and normalised to the target loudness.
+A scene is its shots end to end with the scene's mix underneath. The film's sound is the
+scenes' stems laid out on the cut by `filmsound`, crossfaded like the pictures and
+normalised to the target loudness (its own action, `sound`: it needs no pictures, so it
+runs while shots render, and a change to pictures alone leaves it cached). The film is
+the scenes joined by their transitions (ffmpeg's xfade: fade, fadeblack, wipeleft) with
+that master muxed in.
 
 When every input is H.264 with identical codec configuration, the project's size and
 frame rate, pictures are stream-copied (no generation loss, seconds instead of minutes);
@@ -72,18 +75,24 @@ def run_scene(ctx: ActionContext) -> dict[str, Path]:
     return {"scene.mp4": out}
 
 
-def run_film(ctx: ActionContext) -> dict[str, Path]:
-    """Join the scenes with their transitions; write film.mp4, master + stems, film.json."""
+def _film_cut(ctx: ActionContext):
+    """The film's cut, from its scenes (params) and each shot's layout (shot.json inputs)."""
     params = ctx.params
     fps = params["fps"]
+    shots = {}
+    for scene in params.get("scenes", []):
+        for shot in scene.get("shots", []):
+            shots[shot] = read_shot(_input(ctx, f"shot:{shot}"), shot, fps)
+    return plan_cut(list(params.get("scenes", [])), shots, fps)
+
+
+def run_sound(ctx: ActionContext) -> dict[str, Path]:
+    """Lay the scenes' stems out on the cut, crossfaded; normalise → master.wav and the stems."""
+    params = ctx.params
     rate = int(params.get("sample_rate", 48000))
     target = float(params.get("loudness", -16.0))
     scenes = list(params.get("scenes", []))
-    shots = {}
-    for scene in scenes:
-        for shot in scene.get("shots", []):
-            shots[shot] = read_shot(_input(ctx, f"shot:{shot}"), shot, fps)
-    cut = plan_cut(scenes, shots, fps)
+    cut = _film_cut(ctx)
     ctx.check_cancelled()
 
     ctx.progress(0.05, "laying out sound")
@@ -97,23 +106,32 @@ def run_film(ctx: ActionContext) -> dict[str, Path]:
         return audio.load(Path(stem_paths[(scene, stem)]), rate)
 
     laid = filmsound.lay_stems(cut, load, rate)
+    ctx.progress(0.4, "normalising loudness")
     stems, master, facts = filmsound.normalise(laid, rate, target)
     del laid
     ctx.log(f"{ctx.action_id}: {filmsound.describe(facts)}")
     ctx.extra["loudness"] = facts
     outputs = filmsound.write_stems(ctx.out_dir, stems, master, rate)
-    del stems, master
-    ctx.check_cancelled()
+    ctx.progress(1.0, "sound mastered")
+    return outputs
 
-    ctx.progress(0.3, "joining scenes")
+
+def run_film(ctx: ActionContext) -> dict[str, Path]:
+    """Join the scenes with their transitions and mux the film's master → film.mp4, film.json."""
+    params = ctx.params
+    rate = int(params.get("sample_rate", 48000))
+    scenes = list(params.get("scenes", []))
+    cut = _film_cut(ctx)
+    ctx.check_cancelled()
+    ctx.progress(0.05, "joining scenes")
     scene_files = [_input(ctx, f"scene:{scene['id']}") for scene in scenes]
     film = ctx.output("film.mp4")
-    job = FilmJob(cut, scene_files, outputs["master.wav"], filmsound.sample_at(cut.frames, cut.fps, rate),
+    job = FilmJob(cut, scene_files, _input(ctx, "master"), filmsound.sample_at(cut.frames, cut.fps, rate),
                   int(params["width"]), int(params["height"]), ctx.out_dir / ".film-pieces", ctx.cancel_event,
                   ctx.action_id)
     ctx.extra["pictures"] = write_film(job, film, ctx.log)
-    outputs["film.mp4"] = film
-    outputs["film.json"] = write_json(ctx.output("film.json"),
-                                      cut_json(cut, int(params["width"]), int(params["height"]), rate))
+    outputs = {"film.mp4": film,
+               "film.json": write_json(ctx.output("film.json"),
+                                       cut_json(cut, int(params["width"]), int(params["height"]), rate))}
     ctx.progress(1.0, "film assembled")
     return outputs

@@ -17,6 +17,7 @@ KINDS: dict[str, str] = {
     "shot": "storybuild.backends.embedded.shot:run_shot",
     "mix": "storybuild.backends.embedded.mix:run_mix",
     "scene": "storybuild.backends.embedded.assemble:run_scene",
+    "sound": "storybuild.backends.embedded.assemble:run_sound",
     "film": "storybuild.backends.embedded.assemble:run_film",
     "export": "storybuild.backends.embedded.exports:run_export",
 }
