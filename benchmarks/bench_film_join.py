@@ -106,7 +106,7 @@ def time_film(tmp: Path, params: dict, inputs: dict, run: int) -> tuple[float, f
     start = time.perf_counter()
     sound = assemble.run_sound(_context(tmp, f"sound-{run}", "sound", params, inputs))
     middle = time.perf_counter()
-    assemble.run_film(_context(tmp, f"film-{run}", "film", params, {**inputs, "master": sound["master.wav"]}))
+    assemble.run_film(_context(tmp, f"film-{run}", "film", params, {**inputs, "master": sound["master.m4a"]}))
     return middle - start, time.perf_counter() - middle
 
 

@@ -373,7 +373,7 @@ class _Expander:
             id=f"{self.pre}sound", kind="sound", backend="embedded",
             params={"fps": self.fps, "sample_rate": self.sample_rate, "loudness": project.loudness,
                     "scenes": scene_params},
-            inputs=(*stems, *layouts), outputs=("master.wav", *(f"{s}.wav" for s in STEMS)),
+            inputs=(*stems, *layouts), outputs=("master.wav", *(f"{s}.wav" for s in STEMS), "master.m4a"),
             view={"master.wav": self.view("stems/master.wav"), **{f"{s}.wav": self.view(f"stems/{s}.wav") for s in STEMS}},
             loc=project.loc, origins=origins,
         ))
@@ -381,7 +381,7 @@ class _Expander:
             id=f"{self.pre}film", kind="film", backend="embedded",
             params={"fps": self.fps, "width": self.width, "height": self.height,
                     "sample_rate": self.sample_rate, "title": project.title, "scenes": scene_params},
-            inputs=(*videos, *layouts, Input("master", ActionInput(sound, "master.wav"))),
+            inputs=(*videos, *layouts, Input("master", ActionInput(sound, "master.m4a"))),
             outputs=("film.mp4", "film.json"), view={"film.mp4": self.view("film.mp4"), "film.json": self.view("film.json")},
             loc=project.loc, origins=origins,
         ))

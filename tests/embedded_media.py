@@ -146,6 +146,6 @@ def assemble_film(tmp: Path, params: Mapping[str, Any], files: Mapping[str, Path
 
     inputs = film_inputs(files)
     outputs = dict(run_sound(context(tmp, "sound", "sound", params, inputs, logs)))
-    ctx = context(tmp, "film", "film", params, {**inputs, "master": outputs["master.wav"]}, logs)
+    ctx = context(tmp, "film", "film", params, {**inputs, "master": outputs["master.m4a"]}, logs)
     outputs.update(run_film(ctx))
     return outputs, ctx

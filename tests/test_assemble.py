@@ -106,7 +106,8 @@ def test_film_is_byte_identical_across_runs(built):
     params = _film_params({"dock": {"type": "wipe", "duration": 0.25}})
     one = assemble_film(tmp / "one", params, inputs)[0]
     two = assemble_film(tmp / "two", params, inputs)[0]
-    assert set(one) == {"film.mp4", "film.json", "master.wav", "dialogue.wav", "music.wav", "sfx.wav", "ambience.wav"}
+    assert set(one) == {"film.mp4", "film.json", "master.wav", "master.m4a", "dialogue.wav", "music.wav", "sfx.wav",
+                        "ambience.wav"}
     for name in one:
         assert Path(one[name]).read_bytes() == Path(two[name]).read_bytes(), name
 

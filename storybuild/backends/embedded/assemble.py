@@ -112,6 +112,12 @@ def run_sound(ctx: ActionContext) -> dict[str, Path]:
     ctx.log(f"{ctx.action_id}: {filmsound.describe(facts)}")
     ctx.extra["loudness"] = facts
     outputs = filmsound.write_stems(ctx.out_dir, stems, master, rate)
+    del stems, master
+    # The film's AAC is encoded here, while pictures are still being made; the film copies it.
+    ctx.progress(0.8, "encoding AAC")
+    outputs["master.m4a"] = ctx.output("master.m4a")
+    ffmpeg.run_ffmpeg(["-i", str(outputs["master.wav"]), "-map", "0:a:0", *ffmpeg.AAC, *ffmpeg.BITEXACT,
+                       str(outputs["master.m4a"])], ctx.cancel_event, what=ctx.action_id)
     ctx.progress(1.0, "sound mastered")
     return outputs
 
