@@ -38,7 +38,10 @@ class EmbeddedBackend:
         if "shot" in kinds and jobs > 1:
             from storybuild.backends.embedded import framepool
 
-            framepool.warm(jobs)
+            try:
+                framepool.warm(jobs)
+            except (OSError, RuntimeError):  # workers that cannot start: the shots paint in-process
+                framepool.discard()
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         spec = KINDS.get(ctx.kind)
