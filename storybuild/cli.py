@@ -196,6 +196,12 @@ class _WatchPrinter:
             line += f", {len(summary.failed)} failed"
         line += f" · {summary.outcome} in {summary.seconds:.1f} s"
         click.echo(line)
+        causes: dict[str, list[str]] = {}  # each change, and the actions it made run directly
+        for action, reason in summary.why:
+            causes.setdefault(reason, []).append(action)
+        for reason, actions in list(causes.items())[: self.SHOWN]:
+            named = ", ".join(actions[:3]) + (f" +{len(actions) - 3} more" if len(actions) > 3 else "")
+            click.echo(f"  because {reason}: {named}")
         for action, error in summary.failed:
             click.echo(f"  {action}: {error}", err=True)
 

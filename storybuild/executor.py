@@ -317,7 +317,11 @@ class Executor:
                         time.monotonic() - began)
             if attempt == 1 and self._halt.is_set():
                 return ("done", step, key, digests, None, _NotStarted(), 0, 0.0)
-            self._done.put(("event", Event("started", action.id, action.kind, {"attempt": attempt})))
+            data: dict = {"attempt": attempt}
+            if attempt == 1 and step.reasons:  # why it runs: what changed (and where), or "upstream …"
+                data.update(reason=step.reasons[0].message, code=step.reasons[0].code,
+                            **({"loc": str(step.reasons[0].loc)} if step.reasons[0].loc is not None else {}))
+            self._done.put(("event", Event("started", action.id, action.kind, data)))
             started = time.time()
             t0 = time.monotonic()
             job = Job(action, key, digests, attempt, self.cancel_event, self._progress(action), jobs)

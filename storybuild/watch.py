@@ -62,6 +62,7 @@ class Summary:
     failed: tuple[tuple[str, str], ...]  # (action, error)
     outcome: str  # ok | failed | cancelled
     seconds: float
+    why: tuple[tuple[str, str], ...] = ()  # (action, reason) for actions that ran for a change of their own
 
 
 class SessionEngine:
@@ -247,10 +248,14 @@ class Watcher:
         ran: list[str] = []
         cached = [0]
         failed: list[tuple[str, str]] = []
+        why: list[tuple[str, str]] = []
 
         def on_event(raw: Any) -> None:
             event = as_json(raw)
             kind, action = event_fields(event)
+            # The root causes: not "upstream …" (pulled along) nor "new" (every action of a first build).
+            if kind == "started" and event.get("reason") and event.get("code") not in ("upstream", "new"):
+                why.append((action, f"{event['reason']} ({event['loc']})" if event.get("loc") else event["reason"]))
             if kind == "finished":
                 ran.append(action)
             elif kind == "cached":
@@ -279,7 +284,7 @@ class Watcher:
         seconds = time.monotonic() - start
         self.state.rebuild_finished(outcome, seconds)
         self.listener.finished(Summary(number, quality.value, tuple(changed), tuple(ran), cached[0],
-                                       tuple(failed), outcome, seconds))
+                                       tuple(failed), outcome, seconds, tuple(why)))
         return outcome
 
     # ------------------------------------------------------------------ file events

@@ -192,3 +192,19 @@ def test_the_runner_is_told_once_what_will_run_and_every_job_gets_the_builds_par
     assert runner.prepared == [(["a", "b", "c"], 3)]
     # Shared pools (frame workers) are sized by the build, whoever else runs alongside.
     assert runner.jobs == [3, 3, 3]
+
+
+def test_started_events_say_why_the_step_runs():
+    from storybuild.errors import SourceLoc
+    from storybuild.plan import Reason
+
+    a, b = action("a"), action("b", deps=("a",))
+    plan = Plan([Step(a, (Reason("param", "input changed: shots[0].camera", SourceLoc("storybuild.yaml", 9, 5)),), None),
+                 Step(b, (Reason("upstream", "upstream a runs first"),), None)])
+    events = []
+    statics = {x.id: Static(f"s-{x.id}", "1", None) for x in (a, b)}
+    Executor(FakeRunner(), FakeStore(), retry=FAST, on_event=events.append).run(plan, statics, {})
+    started = {e.action: e.data for e in events if e.type == "started"}
+    assert started["a"]["reason"] == "input changed: shots[0].camera" and started["a"]["code"] == "param"
+    assert started["a"]["loc"] == "storybuild.yaml:9:5"
+    assert started["b"]["code"] == "upstream" and "loc" not in started["b"]

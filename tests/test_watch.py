@@ -371,6 +371,9 @@ def test_watch_end_to_end_on_a_small_film(tmp_path):
         [line] = state["scenes"][0]["shots"][0]["lines"]
         assert line["text"] == "Hello over there, Ben." and line["start"] is not None
         watch.wait_for_output(r"storybuild\.yaml changed → full: \d+ ran .* ok in", timeout=10)
+        # ...and why: the change itself, with where it was written, not the actions it pulled along.
+        watch.wait_for_output(r"  because input changed: scenes\[0\]\.shots\[0\]\.dialogue\[0\]\.text "
+                              r"\(.*storybuild\.yaml:\d+:\d+\): speech/one/0", timeout=10)
 
         # An invalid edit: the error with its location, and the film stays.
         mark = len(watch.lines)
