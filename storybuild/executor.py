@@ -172,7 +172,8 @@ class Executor:
                    for n in range(min(self.jobs, max(1, len(steps))))]
         for w in workers:
             w.start()
-        self.emit(Event("plan", data={"total": len(steps), "cached": len(plan.fresh)}))
+        self.emit(Event("plan", data={"total": len(steps), "cached": len(plan.fresh),
+                                      "steps": [s.action.id for s in plan.steps]}))
         prepare = getattr(self.runner, "prepare", None)  # optional: test runners need none
         if prepare is not None and steps:
             prepare([s.action for s in plan.steps], self.jobs)

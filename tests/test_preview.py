@@ -283,6 +283,27 @@ def test_statuses_from_events(tmp_path):
     assert skipped["loc"] == "storybuild.yaml:13:11"
 
 
+def test_planned_actions_show_as_queued_until_they_run(tmp_path):
+    build = tmp_path / "build"
+    write_build(build)
+    state = LiveState()
+    state.set_manifest(describe_manifest(make_manifest(tmp_path)))
+    state.rebuild_started("full", ["storybuild.yaml"])
+    state.on_event({"event": "plan", "total": 3, "cached": 0, "steps": ["shot/s1", "shot/s2", "scene/harbour"]})
+    state.on_event({"event": "started", "action": "shot/s1"})
+
+    def statuses():
+        data = page_data(state.snapshot(), build, PlainUrls())
+        return [s["status"]["state"] for s in data["scenes"][0]["shots"]], data["scenes"][0]["status"]["state"]
+
+    assert statuses() == (["running", "queued"], "queued")
+    state.on_event({"event": "finished", "action": "shot/s1", "seconds": 1.0})
+    state.on_event({"event": "cached", "action": "shot/s2"})
+    assert statuses() == (["built", "cached"], "queued")
+    state.rebuild_finished("cancelled", 2.0)  # what never started was stopped with the pass
+    assert statuses() == (["built", "cached"], "cancelled")
+
+
 def test_newest_quality_wins_and_preview_statuses(tmp_path):
     build = tmp_path / "build"
     write_build(build)

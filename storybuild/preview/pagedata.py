@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from storybuild.model import Manifest
 from storybuild.preview import media
-from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, RUNNING, SKIPPED, split_quality
+from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, QUEUED, RUNNING, SKIPPED, split_quality
 
 # Actions that make a shot's picture, and those that make a scene (docs/pipeline.md).
 _SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(layout|shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")
@@ -76,10 +76,10 @@ def _owners(actions: dict[str, dict]) -> tuple[dict, dict]:
 
 
 def _aggregate(entries: list[tuple[str, dict, int | None]], main: str) -> dict:
-    """One status for a group of actions: failed > running > skipped > cancelled > built > cached."""
+    """One status for a group of actions: failed > running > skipped > cancelled > queued > built > cached."""
     states = [e["state"] for _, e, _ in entries]
     out: dict[str, Any] = {"state": CACHED}
-    for state in (FAILED, RUNNING, SKIPPED, CANCELLED, BUILT):
+    for state in (FAILED, RUNNING, SKIPPED, CANCELLED, QUEUED, BUILT):
         if state in states:
             out["state"] = state
             break

@@ -21,6 +21,7 @@ HISTORY = 20  # rebuild summaries kept for the page
 
 
 # The states an action goes through, as the page shows them.
+QUEUED = "queued"  # to run in this pass, not started yet
 RUNNING = "running"
 CACHED = "cached"
 BUILT = "built"
@@ -132,6 +133,8 @@ class LiveState:
             if kind == "plan" and rebuild is not None:
                 rebuild.total = int(event.get("total", 0))
                 rebuild.up_to_date = int(event.get("cached", 0))
+                for step in event.get("steps") or ():  # what this pass will run (or find cached)
+                    self._actions[str(step)] = {"state": QUEUED, "progress": 0.0}
                 self._bump()
                 return
             if kind == "summary" and rebuild is not None:
@@ -182,9 +185,9 @@ class LiveState:
             if self._rebuilds:
                 self._rebuilds[-1].outcome = outcome
                 self._rebuilds[-1].seconds = seconds
-            # Anything still "running" after a pass ended was stopped by the cancellation.
+            # Anything still running or queued after a pass ended was stopped by the cancellation.
             for entry in self._actions.values():
-                if entry["state"] == RUNNING:
+                if entry["state"] in (RUNNING, QUEUED):
                     entry["state"] = CANCELLED
             self._phase = "idle" if not self._diagnostics else "error"
             self._bump()

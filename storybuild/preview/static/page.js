@@ -30,7 +30,7 @@
   };
   const secs = (s) => (s === null || s === undefined ? "" : s < 60 ? s.toFixed(1) + " s"
     : Math.floor(s / 60) + ":" + String(Math.floor(s % 60)).padStart(2, "0"));
-  const stateLabel = { running: "building", built: "built", cached: "cached", failed: "failed",
+  const stateLabel = { queued: "queued", running: "building", built: "built", cached: "cached", failed: "failed",
                        cancelled: "cancelled", skipped: "skipped", missing: "not built" };
 
   function seek(t) {
