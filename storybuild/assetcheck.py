@@ -26,12 +26,16 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "audio": _AUDIO,
     "lipsync": ("json",),
 }
-# Model formats that need an importer storybuild does not depend on: extension → (module, install hint).
+# Model formats that need an importer storybuild does not depend on:
+# extension → (modules, any of which reads it; install hint), as model_io imports them.
+_USD = (("pxr",), "pip install usd-core (the 'usd' extra)")
 OPTIONAL_MODELS = {
-    "usd": ("pxr", "pip install usd-core"),
-    "usda": ("pxr", "pip install usd-core"),
-    "usdc": ("pxr", "pip install usd-core"),
-    "fbx": ("bpy", "install Blender's Python module (pip install bpy), or convert the model to .glb"),
+    "usd": _USD,
+    "usda": _USD,
+    "usdc": _USD,
+    "fbx": (("pyassimp", "impasse"), "pip install pyassimp (the 'fbx' extra) plus the assimp library "
+                                     "(e.g. apt-get install libassimp5), or pip install impasse; or convert the "
+                                     "model to .glb"),
 }
 MOUTH_SHAPES = ("A", "B", "C", "D", "E", "F", "G", "H", "X")
 
@@ -62,9 +66,10 @@ def format_problems(root: str, rel: str, kind: str, check_files: bool = True) ->
     if ext in supported:
         return []
     if kind == "model" and ext in OPTIONAL_MODELS:
-        module, how = OPTIONAL_MODELS[ext]
-        if importlib.util.find_spec(module) is None:
-            return [("warning", f".{ext} models need an optional importer ('{module}' is not installed)", how)]
+        modules, how = OPTIONAL_MODELS[ext]
+        if all(importlib.util.find_spec(module) is None for module in modules):
+            named = "' or '".join(modules)
+            return [("warning", f".{ext} models need an optional importer ('{named}' is not installed)", how)]
         return []
     known = ", ".join(supported + (tuple(OPTIONAL_MODELS) if kind == "model" else ()))
     shown = f".{ext}" if ext else "a file without an extension"

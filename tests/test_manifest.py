@@ -223,6 +223,15 @@ def test_optional_model_formats_warn_without_their_importer(tmp_path: Path, monk
     assert warning.severity is Severity.WARNING and "optional importer ('pxr' is not installed)" in warning.message
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     assert load_manifest(root).warnings == ()
+    # fbx is read through either assimp binding: one of them is enough.
+    (tmp_path / "boat.fbx").write_bytes(b"Kaydara FBX Binary  \x00")
+    (tmp_path / "storybuild.yaml").write_text((tmp_path / "storybuild.yaml").read_text().replace(
+        "stage: {path: set.usda, kind: model}", "stage: {path: boat.fbx, kind: model}"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    (warning,) = load_manifest(root).warnings
+    assert "('pyassimp' or 'impasse' is not installed)" in warning.message and "libassimp" in warning.hint
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "impasse" else None)
+    assert load_manifest(root).warnings == ()
 
 
 def test_off_screen_speakers_are_warnings_kept_on_the_manifest() -> None:

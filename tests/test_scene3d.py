@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -104,8 +105,8 @@ def test_unknown_or_broken_files_are_clear_errors(tmp_path):
         load_model(broken)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pxr") is not None, reason="usd-core is installed")
-def test_usd_without_usd_core_names_the_extra(tmp_path):
+def test_usd_without_usd_core_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pxr", None)  # as if usd-core were not installed
     path = tmp_path / "set.usda"
     path.write_text("#usda 1.0\n")
     with pytest.raises(BackendError) as err:
@@ -113,13 +114,86 @@ def test_usd_without_usd_core_names_the_extra(tmp_path):
     assert "usd-core" in err.value.hint
 
 
-@pytest.mark.skipif(any(importlib.util.find_spec(m) for m in ("pyassimp", "impasse")), reason="assimp binding installed")
-def test_fbx_without_assimp_names_the_extra(tmp_path):
+@pytest.mark.skipif(importlib.util.find_spec("pxr") is None, reason="usd-core (the usd extra) is not installed")
+def test_usd_stage_in_centimetres_z_up_with_transforms_and_face_colours(tmp_path):
+    from pxr import Gf, Usd, UsdGeom, Vt
+
+    from storybuild.backends.embedded.model_io import read_parts
+
+    path = tmp_path / "set.usda"
+    stage = Usd.Stage.CreateNew(str(path))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
+    UsdGeom.SetStageMetersPerUnit(stage, 0.01)  # centimetres
+    xform = UsdGeom.Xform.Define(stage, "/World")
+    xform.AddTranslateOp().Set(Gf.Vec3d(100.0, 0.0, 0.0))  # 1 m along +X
+    mesh = UsdGeom.Mesh.Define(stage, "/World/head")
+    # A 2 m tall quad standing in the X-Z plane (Z up), then a triangle: two polygons.
+    mesh.GetPointsAttr().Set(Vt.Vec3fArray([(0, 0, 0), (100, 0, 0), (100, 0, 200), (0, 0, 200), (0, 50, 0)]))
+    mesh.GetFaceVertexCountsAttr().Set(Vt.IntArray([4, 3]))
+    mesh.GetFaceVertexIndicesAttr().Set(Vt.IntArray([0, 1, 2, 3, 0, 4, 1]))
+    colors = mesh.CreateDisplayColorPrimvar(UsdGeom.Tokens.uniform)
+    colors.Set(Vt.Vec3fArray([(1, 0, 0), (0, 0, 1)]))
+    stage.GetRootLayer().Save()
+
+    [part] = read_parts(path)
+    assert part.name == "/World/head" and len(part.faces) == 3  # the quad as a fan of two, then the triangle
+    corners = part.vertices[part.faces]
+    # In metres, Y up, translated 1 m along X: the quad spans x 1..2 and rises to y = 2.
+    assert np.allclose(part.vertices.min(axis=0), [1.0, 0.0, -0.5]) and np.allclose(part.vertices.max(axis=0), [2.0, 2.0, 0.0])
+    assert np.allclose(corners[:2, :, 1].max(), 2.0)
+    assert np.allclose(part.colors[:2], [1, 0, 0]) and np.allclose(part.colors[2], [0, 0, 1])
+    mesh3d = load_model(path)
+    assert mesh3d.head is not None and mesh3d.count == 3  # a part named "head" anchors a mouth
+
+
+def test_fbx_without_assimp_names_the_extra(tmp_path, monkeypatch):
+    for binding in ("pyassimp", "impasse"):  # as if neither were installed
+        monkeypatch.setitem(sys.modules, binding, None)
     path = tmp_path / "model"
     path.write_bytes(b"Kaydara FBX Binary  \x00\x1a\x00")
     with pytest.raises(BackendError) as err:
         load_model(path)
     assert "pyassimp" in err.value.hint
+
+
+def _assimp():
+    """pyassimp with its library loaded, or None (the fbx extra, plus e.g. apt's libassimp5)."""
+    try:
+        import pyassimp
+    except ImportError:
+        return None
+    except BaseException as exc:  # without the library pyassimp raises AssimpError, a BaseException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return None
+    return pyassimp
+
+
+@pytest.mark.skipif(_assimp() is None, reason="pyassimp or the assimp library is not installed")
+def test_fbx_models_in_their_units_with_material_colours(tmp_path):
+    pyassimp = _assimp()
+    box = trimesh.creation.box((1.0, 2.0, 3.0))
+    (tmp_path / "box.mtl").write_text("newmtl paint\nKd 0.8 0.2 0.1\n")
+    (tmp_path / "box.obj").write_text("mtllib box.mtl\nusemtl paint\n"
+                                      + "".join(f"v {x} {y} {z}\n" for x, y, z in box.vertices)
+                                      + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in box.faces))
+    with pyassimp.load(str(tmp_path / "box.obj")) as scene:
+        pyassimp.export(scene, str(tmp_path / "cm.fbx"), "fbxa")  # ASCII FBX 7.5, its unit the centimetre
+    text = (tmp_path / "cm.fbx").read_text()
+    assert '"UnitScaleFactor", "double", "Number", "", 1\n' in text
+    (tmp_path / "m.fbx").write_text(text.replace('"UnitScaleFactor", "double", "Number", "", 1\n',
+                                                 '"UnitScaleFactor", "double", "Number", "", 100\n'))
+
+    in_cm, in_m = load_model(tmp_path / "cm.fbx"), load_model(tmp_path / "m.fbx")
+    assert in_m.count == in_cm.count == 12
+    assert np.allclose(in_m.bounds, [[-0.5, -1.0, -1.5], [0.5, 1.0, 1.5]], atol=1e-5)
+    assert np.allclose(in_cm.bounds, in_m.bounds / 100.0, atol=1e-7)
+    assert np.allclose(in_m.colors, [0.8, 0.2, 0.1], atol=1e-6)
+
+    broken = tmp_path / "broken.fbx"
+    broken.write_bytes(text[:400].encode())
+    with pytest.raises(BackendError, match="cannot read FBX model broken.fbx"):
+        load_model(broken)
 
 
 def test_placement_facing_scale_and_normals():

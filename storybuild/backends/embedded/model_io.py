@@ -257,12 +257,15 @@ def _read_fbx(path: Path) -> list[Part]:
             raise BackendError(f"reading FBX model {path.name} needs an assimp binding",
                                hint="pip install pyassimp (plus the assimp library), or pip install impasse") from exc
     flags = postprocess.aiProcess_Triangulate | postprocess.aiProcess_PreTransformVertices
+    # pyassimp's AssimpError derives from BaseException, not Exception.
+    binding_error = getattr(getattr(assimp, "errors", None), "AssimpError", Exception)
     try:
         loaded = assimp.load(str(path), processing=flags)
-    except Exception as exc:  # the bindings raise their own error types
-        raise BackendError(f"cannot read FBX model {path.name}: {exc}") from exc
-    # pyassimp returns a context manager; impasse returns the scene itself.
-    scene = loaded.__enter__() if hasattr(loaded, "__enter__") else loaded
+        # pyassimp returns a context manager that loads on entry; impasse returns the scene.
+        scene = loaded.__enter__() if hasattr(loaded, "__enter__") else loaded
+    except (Exception, binding_error) as exc:  # the bindings raise their own error types
+        raise BackendError(f"cannot read FBX model {path.name}: {exc}",
+                           hint="export it again from your 3D tool, or as glTF (.glb)") from exc
     try:
         parts = []
         for mesh in scene.meshes:
@@ -290,9 +293,32 @@ def _assimp_color(material) -> tuple[float, float, float]:
 
 def _fbx_scale(scene) -> float:
     """Metres per file unit: FBX states its unit as a multiple of a centimetre."""
-    meta = getattr(scene, "metadata", None) or {}
-    factor = meta.get("UnitScaleFactor") if hasattr(meta, "get") else None
+    factor = _scene_metadata(scene).get("UnitScaleFactor")
     try:
         return float(factor) * 0.01 if factor is not None else 1.0
     except (TypeError, ValueError):
         return 1.0
+
+
+_AI_METADATA_NUMBERS = {1: "c_int32", 2: "c_uint64", 3: "c_float", 4: "c_double", 8: "c_int64", 9: "c_uint32"}
+
+
+def _scene_metadata(scene) -> dict:
+    """A loaded scene's numeric metadata: impasse gives a mapping, pyassimp a ctypes aiMetadata*."""
+    meta = getattr(scene, "metadata", None)
+    if meta is None or hasattr(meta, "get"):
+        return meta or {}
+    import ctypes
+
+    try:
+        table = meta.contents
+    except (ValueError, AttributeError):  # a NULL pointer: no metadata
+        return {}
+    out = {}
+    for i in range(table.mNumProperties):
+        key, entry = table.mKeys[i], table.mValues[i]
+        kind = _AI_METADATA_NUMBERS.get(entry.mType)
+        if kind is not None and entry.mData:
+            name = bytes(key.data[:key.length]).decode("utf-8", "replace")
+            out[name] = ctypes.cast(entry.mData, ctypes.POINTER(getattr(ctypes, kind))).contents.value
+    return out
