@@ -58,7 +58,10 @@ def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: 
     else:
         graph = f"[0:v]{fit.filters(0.5, commands)}[base]"
         if caption_script is not None:
-            graph += ";[1:v]format=rgba[cap];[base][cap]overlay=0:0:eof_action=repeat:format=auto,format=yuv420p[v]"
+            # Blend in the picture's own yuv420 (captions converted once per caption, not every
+            # frame to RGB and back, which cost four times the rest of the filtering).
+            graph += (";[1:v]format=yuva420p[cap];[base][cap]overlay=0:0:eof_action=repeat:format=yuv420,"
+                      "format=yuv420p[v]")
         else:
             graph += ";[base]format=yuv420p[v]"
         video = ["-filter_complex", graph, "-map", "[v]", *ffmpeg.X264, "-g", str(max(1, round(fps))),
