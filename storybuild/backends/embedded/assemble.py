@@ -132,9 +132,8 @@ def run_film(ctx: ActionContext) -> dict[str, Path]:
     ctx.progress(0.05, "joining scenes")
     scene_files = [_input(ctx, f"scene:{scene['id']}") for scene in scenes]
     film = ctx.output("film.mp4")
-    job = FilmJob(cut, scene_files, _input(ctx, "master"), filmsound.sample_at(cut.frames, cut.fps, rate),
-                  int(params["width"]), int(params["height"]), ctx.out_dir / ".film-pieces", ctx.cancel_event,
-                  ctx.action_id)
+    job = FilmJob(cut, scene_files, _input(ctx, "master"), int(params["width"]), int(params["height"]),
+                  ctx.out_dir / ".film-pieces", ctx.cancel_event, ctx.action_id)
     ctx.extra["pictures"] = write_film(job, film, ctx.log)
     outputs = {"film.mp4": film,
                "film.json": write_json(ctx.output("film.json"),

@@ -53,12 +53,9 @@ def audio_args(index: int, samples: int) -> list[str]:
     return ["-map", f"{index}:a:0", "-af", f"apad=whole_len={samples},atrim=end_sample={samples}", *ffmpeg.AAC]
 
 
-def master_args(index: int, job: "FilmJob") -> list[str]:
-    """The film's sound from input `index`: an AAC master (the sound action's) is copied as it
-    is; anything else is encoded, padded or trimmed to the film's length."""
-    if job.master.suffix == ".m4a":
-        return ["-map", f"{index}:a:0", "-c:a", "copy"]
-    return audio_args(index, job.samples)
+def master_args(index: int) -> list[str]:
+    """The film's sound from input `index`: the sound action's AAC master, copied as it is."""
+    return ["-map", f"{index}:a:0", "-c:a", "copy"]
 
 
 def concat_list(paths: Sequence[Path], where: Path) -> Path:
@@ -216,8 +213,7 @@ class FilmJob:
 
     cut: FilmCut
     scenes: Sequence[Path]
-    master: Path  # the sound action's master.m4a (copied), or a WAV (encoded)
-    samples: int  # the master's length, to pad or trim an encoded master to
+    master: Path  # the sound action's master.m4a, already the film's length
     width: int
     height: int
     work: Path  # a scratch folder of its own, removed afterwards
@@ -292,7 +288,7 @@ def _join(job: FilmJob, segments: Sequence[Segment], out: Path) -> str | None:
             files.append(window)
     listing = concat_list(files, job.work / "film.ffconcat")
     job.run(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(job.master), *ffmpeg.FILTER_THREADS,
-             "-map", "0:v:0", "-c:v", "copy", *master_args(1, job), *ffmpeg.BITEXACT, str(out)])
+             "-map", "0:v:0", "-c:v", "copy", *master_args(1), *ffmpeg.BITEXACT, str(out)])
     track = mp4box.video_track(out)
     if track is None or track.samples != cut.frames:
         return f"joining by stream copy gave {track.samples if track else 0} frames, not {cut.frames}"
@@ -338,4 +334,4 @@ def reencode(job: FilmJob, out: Path) -> None:
     graph = film_graph(cut, pieces, 0, sources)
     inputs = [arg for path in job.scenes for arg in ("-i", str(path))]
     job.run([*inputs, "-i", str(job.master), *ffmpeg.FILTER_THREADS, "-filter_complex", graph, "-map", "[v]",
-             *video_args(fps, cut.frames), *master_args(len(job.scenes), job), *ffmpeg.BITEXACT, str(out)])
+             *video_args(fps, cut.frames), *master_args(len(job.scenes)), *ffmpeg.BITEXACT, str(out)])

@@ -160,7 +160,7 @@ def limiter_envelope(x: np.ndarray, rate: int, ceiling_db: float = -1.0, window_
     need[limited] = ceiling / top[limited]
     width = max(3, int(round(window_s * rate)) | 1)
     reach = 2 * width  # how far a peak's hold and ramps extend, with margin
-    for start, stop in _spans(need < 1.0, 2 * reach):
+    for start, stop in _spans(limited, 2 * reach):
         a, b = max(0, start - reach), min(len(top), stop + reach)
         envelope[a:b] = _held_and_smoothed(need[a:b], width)
     return envelope
@@ -177,9 +177,8 @@ def _held_and_smoothed(need: np.ndarray, width: int) -> np.ndarray:
     return 1.0 - (cumulative[average:] - cumulative[:-average]) / average
 
 
-def _spans(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
-    """[start, stop) runs of True in `mask`, merging runs closer than `gap` samples."""
-    where = np.flatnonzero(mask)
+def _spans(where: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """[start, stop) runs covering the sorted indices `where`, merging runs closer than `gap` samples."""
     if where.size == 0:
         return []
     breaks = np.flatnonzero(np.diff(where) > gap)
@@ -214,7 +213,7 @@ def normalisation_envelope(x: np.ndarray, rate: int, target: float, ceiling_db: 
         limiter = limiter_envelope(x * gain, rate, ceiling_db)
         envelope = gain * limiter
         limited = weighted * gain
-        for start, stop in _spans(limiter < 1.0, len(h)):
+        for start, stop in _spans(np.flatnonzero(limiter < 1.0), len(h)):
             reduction = x[start:stop] * (gain * (1.0 - limiter[start:stop]))[:, None]
             end = min(len(x), stop + len(h) - 1)
             limited[start:end] -= _convolve(reduction, h, end - start)

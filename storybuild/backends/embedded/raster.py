@@ -70,10 +70,14 @@ def edge_setup(sx: np.ndarray, sy: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return a, b, c, np.abs(area)
 
 
-def rasterize(sx: np.ndarray, sy: np.ndarray, invw: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Z-buffer (height*width int64 keys, 0 = empty) of screen triangles (T,3) with 1/w per corner."""
+def rasterize(sx: np.ndarray, sy: np.ndarray, invw: np.ndarray, width: int, height: int,
+              edges: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+    """Z-buffer (height*width int64 keys, 0 = empty) of screen triangles (T,3) with 1/w per corner.
+
+    `edges` is edge_setup(sx, sy) when the caller has it already.
+    """
     zkey = np.zeros(width * height, dtype=np.int64)
-    a, b, c, area = edge_setup(sx, sy)
+    a, b, c, area = edges if edges is not None else edge_setup(sx, sy)
     ymin = np.maximum(np.ceil(sy.min(axis=1) - 0.5 - _EPS), 0).astype(np.int64)
     ymax = np.minimum(np.floor(sy.max(axis=1) - 0.5 + _EPS), height - 1).astype(np.int64)
     xlo, xhi = sx.min(axis=1), sx.max(axis=1)

@@ -163,12 +163,13 @@ class Renderer:
         inv = 1.0 / (-pv[:, :, 2].astype(np.float64))
         sx = (pv[:, :, 0] * inv / tx + 1.0) * (w / 2.0)
         sy = (1.0 - pv[:, :, 1] * inv / ty) * (h / 2.0)
-        zkey = rasterize(sx, sy, inv, w, h)
+        edges = edge_setup(sx, sy)  # shared by the z-buffer and the shading planes
+        zkey = rasterize(sx, sy, inv, w, h, edges)
         idx, tri, invw = decode(zkey)
 
         objects = np.full(h * w, -1, np.int32)
         objects[idx] = g.objects[src[tri]]
-        lit = self._shade_pixels(idx, tri, invw, sx, sy, inv, attrs, src, w, h, view_m, tx, ty)
+        lit = self._shade_pixels(idx, tri, invw, edges, inv, attrs, src, w, h, view_m, tx, ty)
         up = np.cross(camera.right, camera.forward)
         out = np.empty((h * w, 3), np.uint8)
         out[idx] = linear_to_srgb8(lit)
@@ -184,7 +185,7 @@ class Renderer:
             out[edges] = np.round(OUTLINE * 255).astype(np.uint8)
         return _downsample(out, invw_img.reshape(h, w), objects.reshape(h, w), ss)
 
-    def _shade_pixels(self, idx, tri, invw, sx, sy, inv, attrs, src, w, h, view, tan_x, tan_y) -> np.ndarray:
+    def _shade_pixels(self, idx, tri, invw, edges, inv, attrs, src, w, h, view, tan_x, tan_y) -> np.ndarray:
         """Linear colour of each covered pixel: perspective-correct corners, ground pattern, haze.
 
         Everything here runs once per pixel, so it avoids strided views and scattered
@@ -198,7 +199,7 @@ class Renderer:
         y = row.astype(np.float32)
         y += np.float32(0.5 - h / 2.0)
         depth = 1.0 / invw
-        pa, pb, pc = _attribute_planes(sx - w / 2.0, sy - h / 2.0, inv, attrs)
+        pa, pb, pc = _attribute_planes(edges, w, h, inv, attrs)
         col = np.take(pa, tri, axis=0)
         col *= x[:, None]
         col += np.take(pb, tri, axis=0) * y[:, None]
@@ -249,9 +250,11 @@ class Renderer:
         return np.float32(1.0) - contrast
 
 
-def _attribute_planes(sx: np.ndarray, sy: np.ndarray, inv: np.ndarray, values: np.ndarray):
-    """Per triangle, the planes value/w = A·x + B·y + C over the screen: A, B, C each (T, C) float32."""
-    a, b, c, area = edge_setup(sx, sy)
+def _attribute_planes(edges: tuple[np.ndarray, ...], w: int, h: int, inv: np.ndarray, values: np.ndarray):
+    """Per triangle, the planes value/w = A·x + B·y + C over the screen, x and y measured from its
+    centre (small numbers keep float32 exact enough): A, B, C each (T, C) float32."""
+    a, b, c, area = edges
+    c = c + a * (w / 2.0) + b * (h / 2.0)  # the edge functions moved to centred coordinates
     weight = values.astype(np.float64) * (inv / area[:, None])[:, :, None]  # (T,3 corners,C)
     return tuple(np.einsum("tk,tkc->tc", e, weight).astype(np.float32) for e in (a, b, c))
 

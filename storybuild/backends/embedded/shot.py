@@ -128,9 +128,9 @@ def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
     pending: deque = deque()
     try:
         chunks = deque((s, min(s + CHUNK_FRAMES, spec.frames)) for s in range(0, spec.frames, CHUNK_FRAMES))
+        ahead = 2 * framepool.workers(jobs)  # bounded read-ahead keeps memory flat and leaves room for other shots
         while chunks or pending:
-            # bounded read-ahead keeps memory flat and leaves room for other shots' chunks
-            while chunks and len(pending) < 2 * framepool.workers(jobs):
+            while chunks and len(pending) < ahead:
                 pending.append(framepool.submit(key, spec, *chunks.popleft(), jobs))
             for frame in pending.popleft().result():
                 ctx.check_cancelled()

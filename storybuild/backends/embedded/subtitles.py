@@ -70,12 +70,7 @@ def wrap(text: str, width: int = LINE_WIDTH) -> list[str]:
                 score = (max(prev[0], line), prev[1] + line * line)
                 if score < best[i][k]:
                     best[i][k], back[i][k] = score, j
-    lines, i = [], n
-    for k in range(count, 0, -1):
-        j = back[i][k]
-        lines.append(" ".join(words[j:i]))
-        i = j
-    return lines[::-1]
+    return _split_at(words, back, count)
 
 
 def _chunks(text: str, width: int) -> list[str]:
@@ -107,8 +102,13 @@ def _chunks(text: str, width: int) -> list[str]:
             for k in range(1, pieces + 1):
                 if best[j][k - 1] + cost < best[i][k]:
                     best[i][k], back[i][k] = best[j][k - 1] + cost, j
-    out, i = [], n
-    for k in range(pieces, 0, -1):
+    return _split_at(words, back, pieces)
+
+
+def _split_at(words: list[str], back: list[list[int]], count: int) -> list[str]:
+    """The `count` pieces of `words` a split search chose: back[i][k] starts the k-th piece ending at i."""
+    out, i = [], len(words)
+    for k in range(count, 0, -1):
         j = back[i][k]
         out.append(" ".join(words[j:i]))
         i = j
