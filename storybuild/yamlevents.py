@@ -4,6 +4,9 @@ Used by yamlload.py. Values are built straight from the event stream rather than
 composed nodes: it is faster, and it never recurses, so a deeply nested document cannot
 crash the interpreter (libyaml's composer segfaults on ~100k nested brackets). Scalars are
 resolved by the YAML 1.2 core schema.
+
+The limits (MAX_DEPTH, MAX_ALIAS_NODES) are ours, and so are their diagnostics, whatever
+PyYAML is installed and whether its C loader is: see `Builder._own_limit`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from storybuild.locations import LocIndex, Path, Pos
 
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 100_000  # nodes that alias expansion may add to one file, in total
+LIMIT_CODES = frozenset({"depth", "alias-bomb"})  # the diagnostics of our own limits
+
+# libyaml's loader when PyYAML was built with it (about 10x faster), the pure-Python one otherwise.
+FAST_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+PURE_LOADER: type = yaml.SafeLoader
 
 _CORE = "tag:yaml.org,2002:"
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -69,11 +77,13 @@ class Builder:
 
     # ----------------------------------------------------------------- driving
 
-    def run(self) -> dict:
-        loader = yaml.CSafeLoader(self.text)
+    def run(self, loader_class: type = FAST_LOADER) -> dict:
+        """Build the document's data with `loader_class`'s parser; problems go to `diags`."""
         documents = 0
         scalar_event, stack = yaml.ScalarEvent, self.stack
+        loader = None
         try:
+            loader = loader_class(self.text)  # the pure-Python reader checks characters here
             while loader.check_event():  # twice as fast as yaml.parse's generator
                 event = loader.get_event()
                 kind = type(event)
@@ -95,14 +105,36 @@ class Builder:
             self.diags.append(fatal.args[0])
             return {}
         except yaml.MarkedYAMLError as exc:
-            self.diags.append(self._syntax(exc))
+            self.diags.append(self._own_limit(loader_class, exc.problem_mark or exc.context_mark) or self._syntax(exc))
             return {}
         except yaml.reader.ReaderError as exc:  # a control character; carries an offset, not a mark
             self.diags.append(self._reader(exc))
             return {}
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
         return self._finish()
+
+    def _own_limit(self, loader_class: type, mark: Any) -> Diagnostic | None:
+        """Our limit's diagnostic when the text breaks one of ours before the parser's error.
+
+        libyaml scans far ahead of the events it hands out (a whole run of `[` is one
+        possible simple key), so its own limits fire before our MAX_DEPTH is ever seen:
+        PyYAML 6.0.4's C scanner refuses flow nesting past 1000 levels while scanning. The
+        pure-Python parser scans at most a line ahead and has no limit of its own, so a
+        second pass with it tells whether one of ours comes first, and the user gets the
+        same `file:line:col` with every PyYAML >= 6. It runs only on the error path, and
+        only over the text up to the parser's error, so a bad line at the end of a large
+        file costs no second full parse.
+        """
+        if loader_class is PURE_LOADER:
+            return None
+        end = len(self.text)
+        if mark is not None:
+            end = self.text.find("\n", _line_start(self.text, mark.line + 1))  # one line past the error
+        probe = Builder(self.text if end < 0 else self.text[:end], self.file, [])
+        probe.run(PURE_LOADER)
+        return next((d for d in probe.diags if d.code in LIMIT_CODES), None)
 
     def _finish(self) -> dict:
         if self.root is _UNSET or self.root is None:
@@ -341,6 +373,16 @@ class Builder:
         if mark is None:
             return Diagnostic(message, SourceLoc(self.file), hint, code="yaml")
         return self._diag(message, mark, hint)
+
+
+def _line_start(text: str, line: int) -> int:
+    """The offset where 0-based `line` starts (len(text) past the last line)."""
+    offset = 0
+    for _ in range(line):
+        offset = text.find("\n", offset) + 1
+        if offset == 0:
+            return len(text)
+    return offset
 
 
 def _resolve_plain(value: str, event: yaml.ScalarEvent, builder: Builder) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from storybuild.errors import ManifestError, SourceLoc
+from storybuild.yamlevents import FAST_LOADER, PURE_LOADER, Builder
 from storybuild.yamlload import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH, load_yaml, loads_yaml
 
 
@@ -88,6 +89,41 @@ def test_deep_nesting_is_refused_not_crashed() -> None:
     found = problems("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
     # The root mapping is the first level, so the 64th bracket is one too many.
     assert found == [(f"f.yaml:1:{3 + MAX_DEPTH}", f"nesting deeper than {MAX_DEPTH} levels")]
+
+
+# Our limits are ours: the same diagnostic with libyaml's loader (whose scanner has limits
+# of its own in some PyYAML releases) and with the pure-Python one.
+LOADERS = sorted({FAST_LOADER, PURE_LOADER}, key=lambda cls: cls.__name__)
+
+
+def built_with(loader_class: type, text: str) -> list[tuple[str, str]]:
+    diags: list = []
+    Builder(text, "f.yaml", diags).run(loader_class)
+    return [(str(d.loc), d.message) for d in diags]
+
+
+@pytest.mark.parametrize("loader_class", LOADERS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("brackets", [MAX_DEPTH + 5, 999, 1001, 100_000])
+def test_depth_limit_is_the_same_with_every_loader(loader_class: type, brackets: int) -> None:
+    text = "a: " + "[" * brackets + "]" * brackets + "\n"
+    assert built_with(loader_class, text) == [(f"f.yaml:1:{3 + MAX_DEPTH}", f"nesting deeper than {MAX_DEPTH} levels")]
+    block = "".join(" " * level + f"k{level}:\n" for level in range(MAX_DEPTH + 2)) + " " * (MAX_DEPTH + 2) + "x: 1\n"
+    assert built_with(loader_class, block) == [(f"f.yaml:{MAX_DEPTH + 1}:{MAX_DEPTH + 1}", f"nesting deeper than {MAX_DEPTH} levels")]
+
+
+@pytest.mark.parametrize("loader_class", LOADERS, ids=lambda cls: cls.__name__)
+def test_alias_limit_and_syntax_errors_are_the_same_with_every_loader(loader_class: type) -> None:
+    lines = ["a: &a [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"{c}: &{c} [" + ", ".join([f"*{chr(ord(c) - 1)}"] * 10) + "]" for c in "bcdefgh"]
+    assert built_with(loader_class, "\n".join(lines) + "\n") == [
+        ("f.yaml:5:36", f"aliases expand to more than {MAX_ALIAS_NODES} nodes")]
+    assert built_with(loader_class, "a: [1, 2\nb: 3\n")[0][0] == "f.yaml:2:2"
+
+
+def test_a_syntax_error_after_deep_but_allowed_nesting_is_reported_as_such() -> None:
+    text = "a: " + "[" * 10 + "]" * 10 + "\nb: [\n"
+    ((where, message),) = problems(text)
+    assert message.startswith("invalid YAML") and where.startswith("f.yaml:3")
 
 
 def test_oversized_file(tmp_path: Path) -> None:
