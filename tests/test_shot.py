@@ -190,3 +190,53 @@ def test_cancel_stops_the_workers(tmp_path, line_inputs):
     with pytest.raises(Cancelled):
         run_shot(ctx)
     assert max(seen) < 0.9
+
+
+def _shot_with_worker_trouble(tmp_path, line_inputs, name, trouble):
+    """Run a 48-frame shot on 2 jobs; `trouble(pid)` is done to a frame worker once frames flow."""
+    from storybuild.backends.embedded import framepool
+
+    out = tmp_path / name
+    out.mkdir()
+    logs, troubled = [], []
+
+    def progress(fraction, message=""):
+        pids = framepool.pids()
+        if fraction > 0.15 and not troubled and pids:
+            troubled.append(pids[0])
+            trouble(pids[0])
+
+    ctx = ActionContext("shot/test", "shot", params(duration=8.0), line_inputs, out, tmp_path, jobs=2,
+                        progress=progress, log=logs.append)
+    outputs = run_shot(ctx)
+    assert troubled, "no worker was troubled: the shot was painted before any frame pool ran"
+    return outputs, logs
+
+
+def test_a_killed_frame_worker_costs_seconds_not_the_shot(tmp_path, line_inputs):
+    import os
+    import signal
+    import time
+
+    started = time.monotonic()
+    outputs, logs = _shot_with_worker_trouble(tmp_path, line_inputs, "killed", lambda pid: os.kill(pid, signal.SIGKILL))
+    assert time.monotonic() - started < 60
+    assert any("a frame worker died; asking fresh workers" in line for line in logs), logs
+    serial, _, _ = run(tmp_path, params(duration=8.0), line_inputs, jobs=1, name="serial")
+    assert outputs["shot.mp4"].read_bytes() == serial["shot.mp4"].read_bytes()
+
+
+def test_a_stuck_frame_worker_is_stopped_within_seconds(tmp_path, line_inputs, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from storybuild.backends.embedded import framepool
+
+    monkeypatch.setattr(framepool, "STALL_S", 1.0)
+    started = time.monotonic()
+    outputs, logs = _shot_with_worker_trouble(tmp_path, line_inputs, "stuck", lambda pid: os.kill(pid, signal.SIGSTOP))
+    assert time.monotonic() - started < 60
+    assert any("used no CPU for 1 s; asking fresh workers" in line for line in logs), logs
+    serial, _, _ = run(tmp_path, params(duration=8.0), line_inputs, jobs=1, name="serial")
+    assert outputs["shot.mp4"].read_bytes() == serial["shot.mp4"].read_bytes()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,11 @@ import soundfile
 
 from storybuild.backends.base import ActionContext, get_backend
 from storybuild.backends.embedded import speech_audio, speech_timing
+from storybuild.backends.embedded import speech
 from storybuild.backends.embedded.speech import EspeakBackend, call_worker, list_voices, voice_settings
-from storybuild.errors import BackendError, Cancelled
+from storybuild.errors import BackendError, Cancelled, TransientError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 VOICE = {"name": "en-us", "rate": 165, "pitch": 50, "volume": 1.0}
 
@@ -183,6 +188,60 @@ def test_cancelling_kills_the_worker():
     text = "This sentence is long enough that its synthesis outlasts the first poll. " * 40
     with pytest.raises(Cancelled):
         call_worker({"op": "synth", "text": text, "voice": "en-us", "rate": 175, "pitch": 50, "volume": 100}, cancel)
+
+
+SYNTH = {"op": "synth", "text": "Mama made pie.", "voice": "en-us", "rate": 175, "pitch": 50, "volume": 100}
+
+
+def stalling_worker(folder: Path, times: int) -> Path:
+    """A worker script that waits for ever (using no CPU) its first `times` runs, then is the real worker."""
+    script = folder / "stalling_worker.py"
+    script.write_text(
+        "import os, runpy, sys, time\n"
+        f"count = {str(folder / 'runs')!r}\n"
+        "runs = os.path.getsize(count) if os.path.exists(count) else 0\n"
+        "open(count, 'a').write('x')\n"
+        f"if runs < {times}:\n"
+        "    time.sleep(3600)\n"
+        f"runpy.run_path({str(speech.WORKER)!r}, run_name='__main__')\n")
+    return script
+
+
+def test_a_request_reaches_the_worker_however_short_the_poll(monkeypatch):
+    # The quick start's stall: a communicate() that timed out before writing the request
+    # never wrote it, and the worker waited on stdin until the two-minute deadline.
+    monkeypatch.setattr(speech, "POLL_S", 1e-6)
+    monkeypatch.setattr(speech, "STALL_S", 3.0)
+    assert call_worker(SYNTH)["sample_rate"] == 22050
+
+
+def test_a_stuck_worker_is_stopped_within_seconds_as_a_transient_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(speech, "WORKER", stalling_worker(tmp_path, times=1))
+    monkeypatch.setattr(speech, "STALL_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="used no CPU"):
+        call_worker(SYNTH)
+    assert time.monotonic() - started < 10
+    assert call_worker(SYNTH)["sample_rate"] == 22050  # the second run is the real worker
+
+
+def test_a_build_recovers_from_a_stuck_speech_worker_by_itself(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from storybuild.cli import main
+
+    monkeypatch.setattr(speech, "WORKER", stalling_worker(tmp_path, times=1))
+    monkeypatch.setattr(speech, "STALL_S", 1.0)
+    project = tmp_path / "film"
+    shutil.copytree(ROOT / "examples" / "minimal", project)
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["-C", str(project), "build", "--json", "-j", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output[-3000:]
+    assert time.monotonic() - started < 60
+    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    speech_events = [e for e in events if str(e.get("action", "")).startswith("speech/")]
+    assert any(e["event"] == "retrying" or e.get("attempt", 1) > 1 for e in speech_events), speech_events
+    assert (project / "build" / "film.mp4").stat().st_size > 0
 
 
 def test_backend_is_registered_and_rejects_other_kinds(tmp_path):

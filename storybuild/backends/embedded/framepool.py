@@ -21,6 +21,11 @@ from storybuild.backends.embedded.painters import Painter, ShotSpec, painter_for
 from storybuild.errors import BackendError
 
 PAINTERS_KEPT = 4  # shots a worker keeps painters for (concurrent shots interleave chunks)
+STALL_S = 10.0  # workers that use no CPU this long while frames are awaited are stuck
+
+
+class WorkersLost(Exception):
+    """The pool's workers died or got stuck; the pool is gone and the frames must be asked again."""
 
 _pool: ProcessPoolExecutor | None = None
 _size = 0
@@ -67,13 +72,28 @@ def warm(jobs: int) -> None:
         pool.submit(_ready)
 
 
-def discard() -> None:
-    """Drop a broken pool so the next shot starts a fresh one."""
+def pids() -> list[int]:
+    """The process ids of the pool's workers (none before it starts)."""
+    with _lock:
+        pool = _pool
+    return list(getattr(pool, "_processes", None) or ())
+
+
+def discard(kill: bool = False) -> None:
+    """Drop the pool so the next shot starts a fresh one; `kill` its workers when they are stuck.
+
+    Killing breaks the pool for every shot that waits on it: each gets BrokenProcessPool
+    and asks a fresh pool for the frames it still needs.
+    """
     global _pool
     with _lock:
         pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    if pool is None:
+        return
+    if kill:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @atexit.register

@@ -110,44 +110,73 @@ def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Pat
 
 
 def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
-    """Frames in order, painted here (one job, or a short shot) or by the shared frame pool."""
+    """Frames in order, painted here (one job, or a short shot) or by the shared frame pool.
+
+    Workers that die or get stuck cost seconds, not the build: the frames still owed are
+    asked of a fresh pool, and if that fails too, painted here (the same bytes, slower).
+    """
     jobs = max(1, int(ctx.jobs or 1))
-    if jobs == 1 or spec.frames < MIN_PARALLEL_FRAMES:
-        painter = painter_for(spec)
-        for i in range(spec.frames):
-            ctx.check_cancelled()
-            yield painter.frame(i).tobytes()
-        return
+    done = 0
+    if jobs > 1 and spec.frames >= MIN_PARALLEL_FRAMES:
+        from storybuild.backends.embedded.framepool import WorkersLost
+
+        for attempt in (1, 2):
+            try:
+                for frame in _pooled(spec, ctx, jobs, done):
+                    done += 1
+                    yield frame
+                return
+            except WorkersLost as lost:
+                then = "asking fresh workers" if attempt == 1 else "painting the rest in one process"
+                ctx.log(f"{ctx.action_id}: {lost}; {then}")
+    painter = painter_for(spec)
+    for i in range(done, spec.frames):
+        ctx.check_cancelled()
+        yield painter.frame(i).tobytes()
+
+
+def _pooled(spec: ShotSpec, ctx: ActionContext, jobs: int, first: int) -> Iterator[bytes]:
+    """Frames first.. painted by the shared pool in chunks; WorkersLost if its workers die or stall."""
     import uuid
     from concurrent.futures.process import BrokenProcessPool
 
     from storybuild.backends.embedded import framepool
+    from storybuild.backends.embedded.liveness import StallWatch
 
     key = uuid.uuid4().hex  # this run of this shot: workers cache its painter under it
-    done = 0
     pending: deque = deque()
+    watch = StallWatch(framepool.STALL_S)
     try:
-        chunks = deque((s, min(s + CHUNK_FRAMES, spec.frames)) for s in range(0, spec.frames, CHUNK_FRAMES))
+        chunks = deque((s, min(s + CHUNK_FRAMES, spec.frames)) for s in range(first, spec.frames, CHUNK_FRAMES))
         ahead = 2 * framepool.workers(jobs)  # bounded read-ahead keeps memory flat and leaves room for other shots
         while chunks or pending:
             while chunks and len(pending) < ahead:
                 pending.append(framepool.submit(key, spec, *chunks.popleft(), jobs))
-            for frame in pending.popleft().result():
+            frames = _awaited(pending[0], ctx, watch, framepool)
+            pending.popleft()
+            watch.progressed()
+            for frame in frames:
                 ctx.check_cancelled()
-                done += 1
                 yield frame
     except BrokenProcessPool:
-        # Workers could not start (e.g. a host script without a __main__ guard): the frames
-        # are the same painted here, only slower.
+        # A worker died (or could not start: a host script without a __main__ guard).
         framepool.discard()
-        ctx.log(f"{ctx.action_id}: frame workers unavailable, painting in one process")
-        painter = painter_for(spec)
-        for i in range(done, spec.frames):
-            ctx.check_cancelled()
-            yield painter.frame(i).tobytes()
+        raise framepool.WorkersLost("a frame worker died") from None
     finally:
         for future in pending:
             future.cancel()
+
+
+def _awaited(future, ctx: ActionContext, watch, framepool) -> list[bytes]:
+    """The chunk's frames; the pool is killed (→ WorkersLost) when its workers use no CPU for STALL_S."""
+    while True:
+        try:
+            return future.result(timeout=0.25)
+        except TimeoutError:
+            ctx.check_cancelled()
+            if watch.stalled(framepool.pids()):
+                framepool.discard(kill=True)
+                raise framepool.WorkersLost(f"the frame workers used no CPU for {framepool.STALL_S:.0f} s") from None
 
 
 def _conformed(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:

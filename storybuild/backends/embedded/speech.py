@@ -17,6 +17,7 @@ import difflib
 import marshal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from storybuild.backends.base import VERSIONS, ActionContext
-from storybuild.errors import BackendError, Cancelled
+from storybuild.backends.embedded.liveness import StallWatch
+from storybuild.errors import BackendError, Cancelled, TransientError
 
 WORKER = Path(__file__).with_name("espeak_worker.py")
-WORKER_TIMEOUT_S = 120.0  # espeak speaks ~50× faster than real time; this is a hang
+STALL_S = 5.0  # a worker that uses no CPU this long is stuck: killed, and the line retried
+WORKER_TIMEOUT_S = 60.0  # espeak speaks ~50× faster than real time: a worker busy this long is looping
 POLL_S = 0.02  # how often a running worker checks for cancellation
 RATE_RANGE = (80, 450)  # words per minute that espeak-ng accepts (speak_lib.h)
 PITCH_RANGE = (0, 100)
@@ -122,32 +125,34 @@ def _library_paths() -> tuple[str, str]:
 def call_worker(request: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
     """Run one espeak_worker process on `request` and return its reply.
 
-    The worker runs with `-I -S` (no site-packages: it imports nothing but ctypes), is
-    killed when `cancel` is set (→ Cancelled) or when it hangs (→ BackendError).
+    The worker runs with `-I -S` (no site-packages: it imports nothing but ctypes). It is
+    killed when `cancel` is set (→ Cancelled), and when it is stuck (no CPU for STALL_S) or
+    busy past WORKER_TIMEOUT_S (→ TransientError, so the executor runs the line again).
     """
     library, data = _library_paths()
     payload = marshal.dumps({**request, "library": library, "data": data})
     if not sys.executable:
         raise BackendError("cannot start the espeak worker: the Python interpreter's path is unknown")
-    try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:
-        raise BackendError(f"cannot start the espeak worker: {exc}")
-    deadline = time.monotonic() + WORKER_TIMEOUT_S
-    pending: bytes | None = payload
-    while True:
+    # The request, the reply and the worker's errors go through files, not pipes and
+    # communicate(): a communicate() with a timeout checks the clock before it writes or
+    # reads anything, and once timed out it never writes its input. On a loaded machine
+    # the 20 ms poll ran out before the request was written, and the worker waited for it
+    # until the two-minute deadline: the quick start's stall. wait() reaps before it looks
+    # at the clock, so it cannot miss the end however short the poll.
+    with tempfile.TemporaryFile() as request_file, tempfile.TemporaryFile() as reply_file, \
+            tempfile.TemporaryFile() as error_file:
+        request_file.write(payload)
+        request_file.seek(0)
         try:
-            out, err = proc.communicate(pending, timeout=POLL_S)
-            break
-        except subprocess.TimeoutExpired:
-            pending = None  # the input went with the first call; later calls only collect
-            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
-                proc.kill()
-                proc.communicate()
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("speech synthesis cancelled")
-                raise BackendError(f"espeak-ng did not finish within {WORKER_TIMEOUT_S:.0f} s")
+            proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER)],
+                                    stdin=request_file, stdout=reply_file, stderr=error_file)
+        except OSError as exc:
+            raise BackendError(f"cannot start the espeak worker: {exc}")
+        _wait(proc, cancel)
+        reply_file.seek(0)
+        out = reply_file.read()
+        error_file.seek(0)
+        err = error_file.read()
     try:
         reply = marshal.loads(out) if out else {}
     except (EOFError, ValueError, TypeError):
@@ -158,8 +163,29 @@ def call_worker(request: dict[str, Any], cancel: threading.Event | None = None) 
         return reply
     if proc.returncode != 0 or not reply:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise BackendError(f"espeak-ng failed (exit status {proc.returncode})" + (": " + " | ".join(tail) if tail else ""))
+        # Killed by a signal (the OOM killer, a stray kill): nothing wrong with the line.
+        raise (TransientError if proc.returncode < 0 else BackendError)(f"espeak-ng failed (exit status {proc.returncode})" + (": " + " | ".join(tail) if tail else ""))
     return reply
+
+
+def _wait(proc: subprocess.Popen, cancel: threading.Event | None) -> None:
+    """Wait for the worker to exit; kill it if cancelled, stuck or looping."""
+    watch = StallWatch(STALL_S)
+    deadline = time.monotonic() + WORKER_TIMEOUT_S
+    while True:
+        try:
+            proc.wait(timeout=POLL_S)
+            return
+        except subprocess.TimeoutExpired:
+            cancelled = cancel is not None and cancel.is_set()
+            stuck = watch.stalled((proc.pid,))
+            if cancelled or stuck or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                if cancelled:
+                    raise Cancelled("speech synthesis cancelled") from None
+                what = f"used no CPU for {STALL_S:.0f} s" if stuck else f"ran past {WORKER_TIMEOUT_S:.0f} s"
+                raise TransientError(f"the espeak-ng worker {what} and was stopped") from None
 
 
 @lru_cache(maxsize=1)
