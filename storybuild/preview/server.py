@@ -29,6 +29,9 @@ from storybuild.preview.page import render_page
 from storybuild.preview.pagedata import page_data
 from storybuild.preview.state import LiveState
 
+# `storybuild watch --port` defaults to this too (cli.py repeats the number so that the CLI
+# need not import this module to start; tests/test_readme.py checks that they agree).
+DEFAULT_PORT = 8737
 SSE_PING = 15.0  # seconds between keep-alive comments on an idle stream
 SSE_MIN_INTERVAL = 0.1  # coalesce bursts of progress events into one push per interval
 CHUNK = 256 * 1024
@@ -270,7 +273,7 @@ class PreviewHTTPServer(ThreadingHTTPServer):
 class PreviewServer:
     """The preview server running on a background thread."""
 
-    def __init__(self, build_dir: Path, state: LiveState, host: str = "127.0.0.1", port: int = 8737):
+    def __init__(self, build_dir: Path, state: LiveState, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
         self.httpd = PreviewHTTPServer((host, port), build_dir, state)
         # A short poll interval: stopping the server (Ctrl-C, tests) should not lag.
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
