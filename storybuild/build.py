@@ -106,14 +106,48 @@ class Session:
         return self.build(targets, quality=quality, force=force, dry_run=True)
 
     def retry(self, targets: Sequence[str] = (), **options) -> BuildResult:
-        """Re-run only the actions that failed (those matching `targets`, if given)."""
+        """Re-run the actions that failed (those matching `targets`, if given), then finish
+        what their failure held back.
+
+        What was held back: the targets of the build each action last failed in (the state
+        DB records them) that depend on it, with whatever else those need and is out of
+        date; everything that depends on it when that build is no longer in the history.
+        Out-of-date work that depends on no retried action is left to `build`.
+        """
         from storybuild.targets import resolve
 
         failed = [f.action for f in self.failures()]
         chosen = resolve(targets, failed) if targets and failed else failed
         if not chosen:
             return BuildResult()
-        return self.build(chosen, **options)
+        quality = getattr(options.get("quality", "full"), "value", options.get("quality", "full"))
+        return self.build(self._held_back(chosen, quality), **options)
+
+    def _held_back(self, failed: Sequence[str], quality: str) -> list[str]:
+        """The failed actions plus the requested targets downstream of them (see `retry`)."""
+        from storybuild.planner import dependents
+        from storybuild.store.state import StateDB
+        from storybuild.targets import resolve
+
+        order = self.load_plan(quality).order
+        ids = [a.id for a in order]
+        retried = set(resolve(failed, ids))  # a failed action no longer planned: a usage error, as before
+        db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
+        try:
+            requests = db.failed_requests()
+        finally:
+            db.close()
+        requested: set[str] | None = set()
+        for action in failed:
+            request = requests.get(action)
+            if request is None or request[1] != quality:
+                requested = None  # not known: everything downstream was held back
+                break
+            requested.update(request[0])
+        downstream = dependents(retried, order)
+        if requested is not None:
+            downstream = {i for i in downstream if i in requested}
+        return [i for i in ids if i in downstream or i in retried]
 
     def _request(self, quality: str, targets: Iterable[str]) -> tuple:
         from storybuild import __version__

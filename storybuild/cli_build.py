@@ -83,8 +83,8 @@ def _run_build(session, targets, *, retry: bool = False, json_mode: bool = False
         sys.exit(EXIT_INTERRUPTED)
     if result.failed:
         if not json_mode:
-            click.echo(f"storybuild: {len(result.failed)} action(s) failed; `storybuild retry` runs them again",
-                       err=True)
+            click.echo(f"storybuild: {len(result.failed)} action(s) failed; "
+                       "`storybuild retry` runs them and what they held back", err=True)
         sys.exit(EXIT_BUILD_FAILED)
 
 
@@ -180,12 +180,18 @@ def status(targets, path, preview) -> None:
 @click.argument("targets", nargs=-1)
 @_file
 @click.option("-j", "--jobs", type=click.IntRange(1), default=None, help="Actions run at once (default: cores).")
-@click.option("-k", "--keep-going", is_flag=True, help="After a failure, finish the other retries.")
+@click.option("-k", "--keep-going", is_flag=True, help="After a failure, finish what does not depend on it.")
 @click.option("--no-wait", is_flag=True, help="Exit at once if another build holds the project.")
 @click.option("--json", "json_mode", is_flag=True, help="One JSON event per line on stdout.")
 @_preview
 def retry(targets, path, jobs, keep_going, no_wait, json_mode, preview) -> None:
-    """Run again only the actions that failed (those matching TARGETS, if given)."""
+    """Run the failed actions again, then finish what they held back.
+
+    Runs the actions in the retry queue (those matching TARGETS, if given), then the
+    targets of the failed build that depend on them (the film, say) with whatever else
+    those need. Out-of-date work that depends on no failed action is left to
+    `storybuild build`.
+    """
     session = _session(path)
     if not session.failures():
         click.echo("nothing to retry: no action failed")

@@ -173,6 +173,15 @@ def closure(roots: Iterable[str], actions: Mapping[str, Action]) -> set[str]:
     return seen
 
 
+def dependents(roots: Iterable[str], order: Sequence[Action]) -> set[str]:
+    """The roots and everything that depends on them; `order` is in dependency order."""
+    seen = set(roots)
+    for action in order:
+        if action.id not in seen and not action.deps().isdisjoint(seen):
+            seen.add(action.id)
+    return seen
+
+
 class Static(NamedTuple):
     """The input-independent part of an action's key, kept for explaining changes."""
 

@@ -152,7 +152,8 @@ def test_a_fresh_clone_with_the_cache_present_rebuilds_nothing(tmp_path):
     assert tree(clone) == tree(root)
 
 
-def test_keep_going_finishes_independent_branches_and_retry_reruns_only_the_failure(tmp_path):
+def gated_film(tmp_path: Path) -> Path:
+    """A film of 4 shots whose kf1 fails until the file gate.open exists."""
     root = film(tmp_path)
     steps = film_steps(4)
     tool = root / "tools" / "gate.py"
@@ -163,6 +164,11 @@ def test_keep_going_finishes_independent_branches_and_retry_reruns_only_the_fail
                     "shutil.copy(sys.argv[1], sys.argv[2])\n")
     steps[2]["argv"] = [sys.executable, "tools/gate.py", "prompts/p1.txt", "out/kf1.txt"]  # kf1
     write_project(root, steps)
+    return root
+
+
+def test_keep_going_finishes_independent_branches_and_retry_finishes_what_the_failure_held_back(tmp_path):
+    root = gated_film(tmp_path)
     result = session(root).build(jobs=2, keep_going=True)
     assert list(result.failed) == ["step/kf1"]
     assert "the gate is closed" in result.failed["step/kf1"]
@@ -171,9 +177,47 @@ def test_keep_going_finishes_independent_branches_and_retry_reruns_only_the_fail
     assert [f.action for f in session(root).failures()] == ["step/kf1"]
     (root / "gate.open").write_text("")
     again = session(root).retry(jobs=2)
-    assert again.ran == ["step/kf1"] and again.ok
+    assert sorted(again.ran) == ids("kf1", "clip1", "scene0", "film") and again.ok
     assert session(root).failures() == []
-    assert sorted(session(root).build(jobs=2).ran) == ids("clip1", "scene0", "film")
+    assert session(root).build(jobs=2).ran == []
+
+
+def test_retry_after_a_stopped_build_builds_the_film(tmp_path):
+    root = gated_film(tmp_path)
+    result = session(root).build(jobs=1)
+    assert list(result.failed) == ["step/kf1"] and not (root / "out" / "film.txt").exists()
+    (root / "gate.open").write_text("")
+    again = session(root).retry(jobs=1)
+    assert again.ok and {"step/kf1", "step/film"} <= set(again.ran)
+    assert (root / "out" / "film.txt").read_text() == "".join(sorted(f"prompt {i}\n" for i in range(4)))
+    assert session(root).build(jobs=1).ran == []
+
+
+def test_retry_finishes_only_what_the_failed_build_asked_for(tmp_path):
+    root = gated_film(tmp_path)
+    assert list(session(root).build(["scene0"], jobs=2, keep_going=True).failed) == ["step/kf1"]
+    (root / "gate.open").write_text("")
+    again = session(root).retry(jobs=2)
+    assert sorted(again.ran) == ids("kf1", "clip1", "scene0") and again.ok
+    assert not (root / "out" / "film.txt").exists()
+
+
+def test_retry_without_the_failed_build_in_history_runs_everything_downstream(tmp_path):
+    root = gated_film(tmp_path)
+    steps = json.loads((root / "project.json").read_text())["steps"]
+    steps.append({"id": "notes", "argv": ["cp", "prompts/p0.txt", "out/notes.txt"],
+                  "inputs": ["prompts/p0.txt"], "outputs": ["out/notes.txt"]})
+    write_project(root, steps)
+    session(root).build(["scene0"], jobs=2, keep_going=True)
+    db = sqlite3.connect(root / ".storybuild" / "state.sqlite")
+    with db:
+        db.execute("DELETE FROM builds")  # as when the history no longer holds the failed build
+    db.close()
+    (root / "gate.open").write_text("")
+    again = session(root).retry(jobs=2)
+    assert again.ok and {"step/kf1", "step/clip1", "step/scene0", "step/film"} <= set(again.ran)
+    assert "step/notes" not in again.ran  # out of date, but it does not depend on kf1
+    assert session(root).build(jobs=2).ran == ["step/notes"]
 
 
 def test_without_keep_going_the_build_stops_after_a_failure(tmp_path):

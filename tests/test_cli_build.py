@@ -117,6 +117,80 @@ def test_status_retry_after_a_failure(project):
     assert cli("retry").output == "nothing to retry: no action failed\n"
 
 
+GATED = MANIFEST.replace("argv: [cp, prompts/a.txt, out/kf.txt]", "argv: [cp, gate/a.txt, out/kf.txt]") + """\
+  - id: film
+    argv: [sort, -o, out/film.txt, out/clip.txt, out/other.txt]
+    inputs: [out/clip.txt, out/other.txt]
+    outputs: [out/film.txt]
+  - id: extra
+    argv: [cp, prompts/b.txt, out/extra.txt]
+    inputs: [prompts/b.txt]
+    outputs: [out/extra.txt]
+"""
+
+
+def ran(result) -> list[str]:
+    """The actions a `--json` build finished, sorted."""
+    events = [json.loads(line) for line in result.output.splitlines()]
+    return sorted(e["action"] for e in events if e["event"] == "finished")
+
+
+@pytest.fixture
+def gated(project):
+    """step/kf copies gate/a.txt, which is missing until the test opens the gate."""
+    (project / "storybuild.yaml").write_text(GATED)
+    return project
+
+
+def open_gate(root: Path) -> None:
+    (root / "gate").mkdir()
+    (root / "gate" / "a.txt").write_text("gate\n")
+
+
+def test_retry_after_fixing_the_cause_builds_what_the_failure_held_back(gated):
+    failed = cli("build", "-k", "-j", "1")
+    assert failed.exit_code == 1 and "FAILED step/kf" in failed.output
+    assert not (gated / "out" / "film.txt").exists() and (gated / "out" / "other.txt").exists()
+    open_gate(gated)
+    retried = cli("retry", "-j", "1")
+    assert retried.exit_code == 0, retried.output
+    assert "ran 3, cached 0, failed 0" in retried.output  # kf, then clip and the film it held back
+    assert (gated / "out" / "film.txt").read_text() == "b\ngate\n"
+    assert cli("build").output.startswith("nothing to do: 5 actions up to date")
+    assert cli("status").output == "everything is up to date\n"
+
+
+def test_retry_leaves_unrelated_out_of_date_work_to_build(gated):
+    assert cli("build", "film", "-j", "1").exit_code == 1  # stops at kf; other may not have run
+    open_gate(gated)
+    retried = cli("retry", "--json", "-j", "1")
+    assert retried.exit_code == 0, retried.output
+    assert {"step/kf", "step/clip", "step/film"} <= set(ran(retried)) <= {"step/kf", "step/clip", "step/other",
+                                                                          "step/film"}
+    assert (gated / "out" / "film.txt").exists() and not (gated / "out" / "extra.txt").exists()
+    assert ran(cli("build", "--json")) == ["step/extra"]
+
+
+def test_retry_finishes_only_the_targets_the_failed_build_asked_for(gated):
+    assert cli("build", "kf").exit_code == 1
+    open_gate(gated)
+    retried = cli("retry", "--json")
+    assert retried.exit_code == 0 and ran(retried) == ["step/kf"]
+    assert not (gated / "out" / "clip.txt").exists()
+
+
+def test_retry_targets_pick_failures_and_what_they_held_back(gated):
+    (gated / "storybuild.yaml").write_text(GATED.replace("[cp, prompts/b.txt, out/extra.txt]",
+                                                         "[cp, gate/b.txt, out/extra.txt]"))
+    failed = cli("build", "-k", "-j", "1")
+    assert failed.exit_code == 1 and "2 action(s) failed" in failed.output
+    open_gate(gated)
+    retried = cli("retry", "--json", "kf")
+    assert retried.exit_code == 0 and ran(retried) == ["step/clip", "step/film", "step/kf"]
+    assert "step/extra: cp exited with status 1" in cli("status").output
+    assert cli("retry", "extra").exit_code == 1  # gate/b.txt is still missing
+
+
 def test_gc_and_clean(project):
     cli("build")
     (project / "prompts" / "a.txt").write_text("new\n")

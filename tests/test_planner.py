@@ -88,6 +88,9 @@ def test_closure_and_statics(tmp_path):
     actions = planner.plan_actions(m)
     by_id = {a.id: a for a in actions}
     assert planner.closure(["step/clip"], by_id) == {"step/kf", "step/clip"}
+    order = planner.topological(actions)
+    assert planner.dependents(["step/kf"], order) == {"step/kf", "step/clip"}
+    assert planner.dependents(["step/other"], order) == {"step/other"}
     statics = planner.statics(m, actions)
     assert statics["step/kf"].version == "1" and statics["step/kf"].config is None
     assert len({s.digest for s in statics.values()}) == 3

@@ -31,6 +31,10 @@ def test_tables_round_trip(tmp_path):
     assert db.cached_meta("k1") == {"seconds": 1.5}
     assert db.runs()["film"].outputs == {"f.mp4": "d2"}
     assert [(f.action, f.error, f.attempts) for f in db.failures()] == [("shot/a", "boom", 3)]
+    assert db.failed_requests() == {"shot/a": (["film"], "full")}
+    db.execute([state.set_failure(build + 1, "shot/b", "k3", "gone", 1)])  # its build is not recorded
+    assert db.failed_requests()["shot/b"] is None
+    db.execute([state.clear_failure("shot/b")])
     assert db.recent_builds(5) == [build] and db.produced_keys([build]) == {"k1"}
     db.execute([state.clear_failure("shot/a"), state.del_view("build/f.mp4"), state.del_action("k1")])
     assert db.failures() == [] and db.views() == {} and db.cached("k1") is None

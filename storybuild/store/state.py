@@ -161,6 +161,13 @@ class StateDB:
         rows = self.conn.execute("SELECT action, key, error, attempts, time FROM failures ORDER BY time, action")
         return [Failure(*row) for row in rows]
 
+    def failed_requests(self) -> dict[str, tuple[list[str], str] | None]:
+        """Failed action → (targets, quality) of the build it last failed in; None when that
+        build is no longer in the history."""
+        rows = self.conn.execute("SELECT f.action, b.targets, b.quality FROM failures f "
+                                 "LEFT JOIN builds b ON b.id = f.build")
+        return {a: None if t is None else (json.loads(t), q) for a, t, q in rows}
+
     def recent_builds(self, n: int) -> list[int]:
         """Ids of the last `n` builds."""
         rows = self.conn.execute("SELECT id FROM builds ORDER BY id DESC LIMIT ?", (n,))
