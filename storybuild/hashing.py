@@ -80,7 +80,9 @@ def digest_file(path: str | os.PathLike) -> str:
     """The hex blake3 digest of a file's bytes."""
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size >= _MMAP_THRESHOLD:
-            return blake3(max_threads=blake3.AUTO).update_mmap(path).hexdigest()
+            hasher = blake3(max_threads=blake3.AUTO)
+            hasher.update_mmap(path)  # returns None in blake3 0.4.0 (our minimum): no chaining
+            return hasher.hexdigest()
         return blake3(f.read()).hexdigest()
 
 

@@ -357,7 +357,9 @@ class Builder:
     def _syntax(self, exc: yaml.MarkedYAMLError) -> Diagnostic:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "syntax error"
-        if "found character that cannot start any token" in problem and mark is not None:
+        # libyaml: "found character that cannot start any token"; PyYAML's own parser names
+        # the character ("found character '\\t' that cannot ..."): look at the text instead.
+        if "cannot start any token" in problem and mark is not None:
             char = self.text[mark.index: mark.index + 1] if mark.index < len(self.text) else ""
             if char == "\t":
                 if any(d.code == "tab" for d in self.diags):

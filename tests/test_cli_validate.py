@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,11 @@ VALID = [REPO] + sorted(p for p in EXAMPLES.iterdir() if (p / "storybuild.yaml")
 INVALID = sorted(p for p in (EXAMPLES / "invalid").iterdir() if p.is_dir())
 WARNINGS = sorted(p for p in (EXAMPLES / "warnings").iterdir() if p.is_dir())
 UPDATE = bool(os.environ.get("STORYBUILD_UPDATE_GOLDENS"))
+# After these prefixes of ours a message is a library's own description of a syntax error
+# (libyaml's, PyYAML's pure-Python parser's, Jinja's), which another version words
+# differently: PyYAML with and without libyaml already do. Goldens keep the real text for
+# readers, but it is compared only up to our prefix; location, caret and hint stay exact.
+LIBRARY_WORDING = re.compile(r"^(\S*: error: (?:invalid YAML|template syntax error): ).*$", re.MULTILINE)
 
 
 def run(*args: str, cwd: Path | None = None):
@@ -41,7 +47,8 @@ def check_golden(case: Path, output: str) -> None:
     expected = case / "expected.txt"
     if UPDATE:
         expected.write_text(output, encoding="utf-8")
-    assert output == expected.read_text(encoding="utf-8")
+    golden = expected.read_text(encoding="utf-8")
+    assert LIBRARY_WORDING.sub(r"\1…", output) == LIBRARY_WORDING.sub(r"\1…", golden)
 
 
 @pytest.mark.parametrize("project", VALID, ids=lambda p: p.name or "demo")

@@ -32,7 +32,9 @@ def test_rendering_with_context() -> None:
 
 
 def test_syntax_errors_are_located_on_their_line() -> None:
-    assert error_of("{{ x }") == ("film.yaml:10:5", "template syntax error: unexpected '}'", None)
+    # After our prefix the words are Jinja's, which a newer Jinja may change: not asserted.
+    where, message, hint = error_of("{{ x }")
+    assert (where, hint) == ("film.yaml:10:5", None) and message.startswith("template syntax error: ")
     where, message, _ = error_of("line one\n{% for x in %}")
     assert where == "film.yaml:11:5" and message.startswith("template syntax error:")
     assert check_syntax("{{ fine }}") == [] and len(check_syntax("{{ broken", LOC)) == 1
