@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from storybuild.manifest import load_manifest  # noqa: E402
+from storybuild.manifest.load import load_manifest  # noqa: E402
 
 
 def film(shots: int) -> str:

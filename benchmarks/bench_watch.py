@@ -3,7 +3,7 @@ edit to the updated preview film.
 
     python3 benchmarks/bench_watch.py [--project tiny|demo] [--runs N] [--jobs J]
 
-Runs the real watch loop (storybuild.watch.Watcher with the build engine, as
+Runs the real watch loop (storybuild.watch.loop.Watcher with the build engine, as
 `storybuild watch --preview` does, minus the HTTP page) on a copy of a project: `tiny`
 (one scene, two shots, one short line each, 160×90 at 8 fps, previews at half size and
 4 fps) or `demo` (the repo-root film: three scenes, 640×360 at 24 fps, previews at
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from storybuild.watch import SessionEngine, Watcher  # noqa: E402
+from storybuild.watch.loop import SessionEngine, Watcher  # noqa: E402
 from watchproject import set_line, write_project  # noqa: E402
 
 SAVE_TO_START_TARGET = 0.300

@@ -1,6 +1,6 @@
 """`python -m storybuild`."""
 
-from storybuild.cli import main
+from storybuild.cli.main import main
 
 if __name__ == "__main__":
     main()

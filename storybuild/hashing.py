@@ -9,6 +9,8 @@ This module stays light on purpose (no model import): the no-op fast path uses i
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import time
@@ -150,3 +152,9 @@ class FileHasher:
     def digests(self, paths: Iterable[str]) -> dict[str, str | None]:
         """Digests of many project files (None for missing ones)."""
         return {rel: self.digest(rel) for rel in paths}
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from ids, stable across machines and Python runs."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31 - 1)

@@ -13,6 +13,9 @@ import re
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
+BUILD_DIR = "build"  # the project's human view of what a build made (film.mp4, shots/, ...)
+STORE_DIR = ".storybuild"  # the project's cache and state (CAS, action cache, state DB)
+
 
 class PathProblem(ValueError):
     """Why a manifest path is not acceptable; str() is the message, `hint` a suggestion."""

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from comfyui_server import FakeComfyUI  # noqa: E402
 
 from storybuild.backends.comfyui import registry  # noqa: E402
-from storybuild.cli import main  # noqa: E402
+from storybuild.cli.main import main  # noqa: E402
 
 
 def all_models() -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from storybuild.build import Session
+from storybuild.engine.session import Session
 from storybuild.errors import SourceLoc
 from storybuild.model import Backends, Manifest, Project, RetryPolicy, Step
 
@@ -87,7 +87,7 @@ def tree(root: Path, under: str = "out") -> dict[str, bytes]:
 
 if __name__ == "__main__":
     # python tests/engine_project.py ROOT [-j N] [--no-wait] [TARGET...]: build like the CLI does.
-    from storybuild.cli_build import _run_build
+    from storybuild.cli.build import _run_build
 
     args = sys.argv[1:]
     root = Path(args.pop(0))

@@ -16,11 +16,11 @@ from types import SimpleNamespace
 import pytest
 
 from engine_project import film_steps, session, tree, write_project
-from storybuild import planner
 from storybuild.backends import base
 from storybuild.errors import BackendError, TransientError
 from storybuild.hashing import digest_file
 from storybuild.model import Action, Input, FileInput
+from storybuild.planning import actiongraph as planner
 from storybuild.store import lockfile
 
 HERE = Path(__file__).parent

@@ -169,8 +169,8 @@ def test_a_build_records_only_the_jobs_of_its_own_comfyui_steps():
     from types import SimpleNamespace
 
     from storybuild.backends.comfyui import backend
-    from storybuild.backends.comfyui.records import JobRecord
-    from storybuild.comfyjobs import recording
+    from storybuild.backends.comfyui.jobrecords import JobRecord
+    from storybuild.engine.jobrecording import recording
 
     class Writer:
         def __init__(self):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from storybuild.cli import main
-from storybuild.store.lock import ProjectLock
+from storybuild.cli.main import main
+from storybuild.store.projectlock import ProjectLock
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from storybuild.cli import main
+from storybuild.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -111,12 +111,12 @@ def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_internal_errors_are_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    import storybuild.manifest
+    import storybuild.manifest.load
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(storybuild.manifest, "check_manifest", broken)
+    monkeypatch.setattr(storybuild.manifest.load, "check_manifest", broken)
     result = run("validate", cwd=EXAMPLES / "minimal")
     assert result.exit_code == 70
     assert "internal error: ZeroDivisionError: boom" in result.stderr

@@ -14,7 +14,7 @@ from comfyui_data import WORKFLOWS, object_info, workflow  # noqa: E402
 from comfyui_server import FakeComfyUI  # noqa: E402
 
 from storybuild.backends.comfyui.client import ComfyClient, FileRef, safe_ref  # noqa: E402
-from storybuild.backends.comfyui.runner import Job, Worker  # noqa: E402
+from storybuild.backends.comfyui.jobrunner import Job, Worker  # noqa: E402
 from storybuild.errors import BackendError, Cancelled, TransientError  # noqa: E402
 
 SOURCE = WORKFLOWS / "inputs" / "storybuild_src.png"

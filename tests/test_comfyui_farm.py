@@ -17,8 +17,8 @@ from storybuild.backends.comfyui import registry  # noqa: E402
 from storybuild.backends.comfyui.breaker import CircuitBreaker  # noqa: E402
 from storybuild.backends.comfyui.client import ComfyClient  # noqa: E402
 from storybuild.backends.comfyui.farm import Farm  # noqa: E402
-from storybuild.backends.comfyui.records import JobRecord, stats  # noqa: E402
-from storybuild.backends.comfyui.runner import Job, Worker  # noqa: E402
+from storybuild.backends.comfyui.jobrecords import JobRecord, stats  # noqa: E402
+from storybuild.backends.comfyui.jobrunner import Job, Worker  # noqa: E402
 from storybuild.backends.comfyui.workflow import bind  # noqa: E402
 from storybuild.errors import BackendError, Cancelled, TransientError  # noqa: E402
 from storybuild.model import ComfyServer  # noqa: E402

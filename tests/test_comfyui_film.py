@@ -115,7 +115,7 @@ def test_a_no_op_build_imports_no_comfyui_code(film):
                            env=env, check=True, capture_output=True, text=True)
     assert "nothing to do" in trace.stdout
     imported = {line.split("|")[-1].strip() for line in trace.stderr.splitlines() if "|" in line}
-    assert not {name for name in imported if "comfyui" in name or name == "storybuild.comfyjobs"}
+    assert not {name for name in imported if "comfyui" in name or name == "storybuild.engine.jobrecording"}
     assert len(server.requests) == before
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from storybuild.backends.comfyui.media import write_clip, write_keyframe
-from storybuild.backends.comfyui.runner import Fetched
+from storybuild.backends.comfyui.jobrunner import Fetched
+from storybuild.backends.comfyui.mediafiles import write_clip, write_keyframe
 from storybuild.backends.embedded.ffmpeg import count_frames, probe
 from storybuild.errors import BackendError
 

@@ -13,7 +13,7 @@ from comfyui_data import object_info, workflow  # noqa: E402
 from comfyui_server import FakeComfyUI  # noqa: E402
 
 from storybuild.backends.comfyui.commands import list_models, validate_workflows  # noqa: E402
-from storybuild.backends.comfyui.planning import resolve_workflow  # noqa: E402
+from storybuild.backends.comfyui.expansion import resolve_workflow  # noqa: E402
 from storybuild.errors import ManifestError, SourceLoc  # noqa: E402
 from storybuild.model import (Backends, Binding, ComfyConfig, ComfyServer, Manifest, Project,  # noqa: E402
                               Workflow)

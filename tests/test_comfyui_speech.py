@@ -8,7 +8,7 @@ import string
 import numpy as np
 import soundfile
 
-from storybuild.backends.comfyui.speech import (letters_to_phonemes, place_words, server_timings, speech_outputs,
+from storybuild.backends.comfyui.speechfiles import (letters_to_phonemes, place_words, server_timings, speech_outputs,
                                                 voiced_spans)
 from storybuild.backends.embedded.viseme_rules import ESPEAK_PHONES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from storybuild.diagnostics import SourceCache, diagnostics_json, format_diagnostic, format_diagnostics, summary
+from storybuild.cli.diagnostics import SourceCache, diagnostics_json, format_diagnostic, format_diagnostics, summary
 from storybuild.errors import Diagnostic, Severity, SourceLoc
 
 

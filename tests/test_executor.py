@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+from storybuild.engine.scheduler import Executor, Outcome, backoff_delay
 from storybuild.errors import BackendError, Cancelled, TransientError
-from storybuild.executor import Executor, Outcome, backoff_delay
 from storybuild.model import Action, ActionInput, Input, RetryPolicy
-from storybuild.plan import Plan, Step
-from storybuild.planner import Static
+from storybuild.planning.actiongraph import Static
+from storybuild.planning.decision import Plan, Step
 
 FAST = RetryPolicy(max_attempts=3, backoff=0.001, max_backoff=0.002)
 
@@ -196,7 +196,7 @@ def test_the_runner_is_told_once_what_will_run_and_every_job_gets_the_builds_par
 
 def test_started_events_say_why_the_step_runs():
     from storybuild.errors import SourceLoc
-    from storybuild.plan import Reason
+    from storybuild.planning.decision import Reason
 
     a, b = action("a"), action("b", deps=("a",))
     plan = Plan([Step(a, (Reason("param", "input changed: shots[0].camera", SourceLoc("storybuild.yaml", 9, 5)),), None),

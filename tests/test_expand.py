@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from storybuild.expand import film_actions, stable_seed
-from storybuild.manifest import load_manifest
+from storybuild.hashing import stable_seed
+from storybuild.manifest.load import load_manifest
 from storybuild.model import ActionInput, Quality
+from storybuild.planning.film import film_actions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ PROBE = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "tuned":
-    from storybuild.heap import keep_freed_memory
+    from storybuild.backends.embedded.heap import keep_freed_memory
     assert keep_freed_memory()
 rng = np.random.default_rng(0)
 def churn():

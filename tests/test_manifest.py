@@ -9,7 +9,7 @@ from textwrap import dedent
 import pytest
 
 from storybuild.errors import ManifestError, Severity
-from storybuild.manifest import check_manifest, load_manifest
+from storybuild.manifest.load import check_manifest, load_manifest
 from storybuild.model import (
     AssetKind, Easing, LipsyncMethod, MoveType, PictureSource, Prosody, Reverb, TransitionType,
 )

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storybuild.cli import main
+from storybuild.cli.main import main
 from storybuild.errors import Severity
-from storybuild.manifest import check_manifest
+from storybuild.manifest.load import check_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECTS = ("minimal", "split", "everything", "steps-only")

@@ -9,7 +9,7 @@ import numpy as np
 import trimesh
 
 from storybuild.backends.embedded import meshcache
-from storybuild.backends.embedded.scene3d import load_model
+from storybuild.backends.embedded.meshcache import load_model
 
 
 def _box(path, size=1.0):
@@ -51,7 +51,7 @@ def test_an_unreadable_entry_is_replaced(tmp_path):
 def test_a_worker_with_the_cache_never_imports_trimesh(tmp_path):
     model = _box(tmp_path / "box.glb")
     load_model(model, tmp_path / "cache")
-    probe = ("import sys; from storybuild.backends.embedded.scene3d import load_model; "
+    probe = ("import sys; from storybuild.backends.embedded.meshcache import load_model; "
              f"m = load_model({str(model)!r}, {str(tmp_path / 'cache')!r}); "
              "print(m.count, 'trimesh' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from storybuild.errors import SourceLoc
 from storybuild.hashing import action_key
 from storybuild.model import Action, ActionInput, FileInput, Input
-from storybuild.plan import Fresh, Previous, detail, plan
-from storybuild.planner import Static
+from storybuild.planning.actiongraph import Static
+from storybuild.planning.decision import Fresh, Previous, detail, plan
 
 SPEECH = Action(id="speech/a/0", kind="speech", backend="espeak",
                 params={"text": "Hello.", "voice": {"name": "en", "rate": 150}},

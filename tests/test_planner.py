@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from engine_project import load_project, write_project
-from storybuild import planner
 from storybuild.errors import ManifestError, SourceLoc
 from storybuild.model import Action, ActionInput, FileInput, Input, Quality
+from storybuild.planning import actiongraph as planner
 
 
 def manifest(tmp_path, steps):

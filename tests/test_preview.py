@@ -19,11 +19,11 @@ from PIL import Image
 from storybuild.errors import Diagnostic, SourceLoc
 from storybuild.model import Character, Line, Manifest, Project, Scene, Shot
 from storybuild.preview import media
+from storybuild.preview.livestate import LiveState
 from storybuild.preview.page import embed_json, render_page
 from storybuild.preview.pagedata import describe_manifest, page_data
 from storybuild.preview.report import write_report
 from storybuild.preview.server import PreviewServer, parse_range
-from storybuild.preview.state import LiveState
 
 FILM = bytes(range(256)) * 400  # 102,400 bytes with a recognisable pattern
 

@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from storybuild.cli import main
+from storybuild.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -160,17 +160,16 @@ def test_committed_lock_matches_the_demo_plan(tmp_path):
     Upstream outputs are taken from the lock (as a build does when the cache holds them),
     so each action's key is checked on its own; then plan() itself must find nothing to run.
     """
-    from storybuild.build import Session
-    from storybuild.engine import load_plan
+    from storybuild.engine.session import Session
     from storybuild.hashing import FileHasher, action_key
     from storybuild.model import FileInput
-    from storybuild.plan import input_digests, plan
+    from storybuild.planning.decision import input_digests, plan
     from storybuild.store import lockfile
 
     assert (ROOT / lockfile.LOCK_NAME).is_file(), "storybuild.lock is not in the repository root"
     root = _demo_copy(tmp_path / "demo")
     lock = lockfile.loads((root / lockfile.LOCK_NAME).read_text(encoding="utf-8"))
-    cplan = load_plan(Session(root), "full")
+    cplan = Session(root).load_plan("full")
     order, statics = cplan.order, cplan.statics
     assert sorted(lock) == sorted(a.id for a in order), "storybuild.lock's targets are not the demo's actions"
 

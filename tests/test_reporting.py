@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 
+from storybuild.cli.progress import JsonReporter, LiveReporter, PlainReporter, format_steps, format_summary
 from storybuild.events import Event
 from storybuild.model import Action
-from storybuild.plan import Reason, Step
-from storybuild.reporting import JsonReporter, LiveReporter, PlainReporter, format_steps, format_summary
+from storybuild.planning.decision import Reason, Step
 
 EVENTS = [
     Event("plan", data={"total": 3, "cached": 5}),

@@ -12,10 +12,11 @@ import trimesh
 from trimesh.visual.material import PBRMaterial
 
 from storybuild.backends.embedded import scene3d
+from storybuild.backends.embedded.meshcache import load_model
 from storybuild.backends.embedded.model_io import sniff_format
 from storybuild.backends.embedded.puppet import model_anchor, puppet_mesh
 from storybuild.backends.embedded.render3d import EMISSIVE
-from storybuild.backends.embedded.scene3d import crease_normals, load_model, place, placement_matrix
+from storybuild.backends.embedded.scene3d import crease_normals, place, placement_matrix
 from storybuild.errors import BackendError
 
 

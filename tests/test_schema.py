@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from storybuild.errors import SourceLoc
-from storybuild.fastschema import UnsupportedSchema, compile_schema, json_equal
-from storybuild.schema import load_schema, validate
-from storybuild.yamlload import load_yaml, loads_yaml
+from storybuild.manifest.fastschema import UnsupportedSchema, compile_schema, json_equal
+from storybuild.manifest.schema import load_schema, validate
+from storybuild.manifest.yamlload import load_yaml, loads_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

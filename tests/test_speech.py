@@ -228,7 +228,7 @@ def test_a_stuck_worker_is_stopped_within_seconds_as_a_transient_failure(tmp_pat
 def test_a_build_recovers_from_a_stuck_speech_worker_by_itself(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from storybuild.cli import main
+    from storybuild.cli.main import main
 
     monkeypatch.setattr(speech, "WORKER", stalling_worker(tmp_path, times=1))
     monkeypatch.setattr(speech, "STALL_S", 1.0)

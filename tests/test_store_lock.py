@@ -8,7 +8,7 @@ import time
 import pytest
 
 from storybuild.errors import LockedError
-from storybuild.store.lock import ProjectLock
+from storybuild.store.projectlock import ProjectLock
 
 
 def test_no_wait_names_the_holder(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from storybuild.errors import ManifestError, SourceLoc, StorybuildError
 from storybuild.model import Look, Preset
-from storybuild.templating import (
+from storybuild.manifest.templating import (
     CATEGORIES, apply_presets, check_syntax, is_template, preset_negative, render, shipped_presets,
     template_variables,
 )
@@ -122,7 +122,7 @@ LOOKUPS = ["{{ scene.location }}, x", "a\r\nb {{ scene.n }}\n", "{{scene.flag}} 
 
 @pytest.mark.parametrize("text", LOOKUPS)
 def test_the_lookup_fast_path_renders_exactly_like_jinja(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import storybuild.templating as templating
+    import storybuild.manifest.templating as templating
 
     context = {"scene": {"location": "the docks", "n": 1.0, "flag": True, "none": None, "lst": [1, "a"]},
                "characters": {"mara": {"name": "Mara"}}}
@@ -140,7 +140,7 @@ def test_the_lookup_fast_path_renders_exactly_like_jinja(text: str, monkeypatch:
 
 
 def test_shipped_negatives_read_without_jinja_match_jinja() -> None:
-    from storybuild.templating import compile_template
+    from storybuild.manifest.templating import compile_template
 
     for group in shipped_presets().values():
         for preset in group.values():

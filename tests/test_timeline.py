@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storybuild.timeline import MIN_SHOT_DURATION, LineSpan, ShotTiming, place_lines, shot_timing
+from storybuild.backends.embedded.shottiming import MIN_SHOT_DURATION, LineSpan, ShotTiming, place_lines, shot_timing
 
 
 def test_lines_follow_each_other_with_their_offsets():

@@ -14,9 +14,9 @@ import pytest
 
 from storybuild.errors import Cancelled, Diagnostic, ManifestError, SourceLoc
 from storybuild.model import Asset, AssetKind, Manifest, Project, Quality, Step, Workflow
-from storybuild.preview.state import LiveState
-from storybuild.watch import Debouncer, Watcher
-from storybuild.watchset import Fingerprints, WatchSet
+from storybuild.preview.livestate import LiveState
+from storybuild.watch.loop import Debouncer, Watcher
+from storybuild.watch.sources import Fingerprints, WatchSet
 
 # --------------------------------------------------------------------------- debounce
 
@@ -318,7 +318,7 @@ def test_watch_command_usage_errors(tmp_path):
 
     from click.testing import CliRunner
 
-    from storybuild.cli import main
+    from storybuild.cli.main import main
     from watchproject import write_project
 
     result = CliRunner().invoke(main, ["watch", "-f", str(tmp_path / "nothing.yaml")])
@@ -339,7 +339,7 @@ def test_watch_end_to_end_on_a_small_film(tmp_path):
     """`storybuild watch`: a line edit re-runs exactly what depends on it; a bad edit keeps the film."""
     import networkx as nx
 
-    from storybuild.build import Session
+    from storybuild.engine.session import Session
     from watchproject import WatchProcess, digest, rebuild, set_line, write_project
 
     manifest = write_project(tmp_path, "Hello there.")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from storybuild.errors import ManifestError, SourceLoc
-from storybuild.yamlevents import FAST_LOADER, PURE_LOADER, Builder
-from storybuild.yamlload import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH, load_yaml, loads_yaml
+from storybuild.manifest.yamlevents import FAST_LOADER, PURE_LOADER, Builder
+from storybuild.manifest.yamlload import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH, load_yaml, loads_yaml
 
 
 def problems(text: str | bytes) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from storybuild.model import Manifest
 from storybuild.preview import media
-from storybuild.preview.state import BUILT, CACHED, CANCELLED, FAILED, QUEUED, RUNNING, SKIPPED, split_quality
+from storybuild.preview.livestate import BUILT, CACHED, CANCELLED, FAILED, QUEUED, RUNNING, SKIPPED, split_quality
 
 # Actions that make a shot's picture, and those that make a scene (docs/pipeline.md).
 _SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(layout|shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")

@@ -56,7 +56,7 @@ class _CopyingUrls:
 def engine_records(session: Any) -> tuple[dict[str, dict], list[dict]]:
     """What the store remembers for the report: failed actions and each action's run time.
 
-    `session` is a storybuild.build.Session. Returns (action id → status entry, a one-item
+    `session` is a storybuild.engine.session.Session. Returns (action id → status entry, a one-item
     list of timings in the page's rebuild format); both empty before any build.
     """
     actions = {f.action: {"state": "failed", "error": f.error, "progress": 0.0} for f in session.failures()}

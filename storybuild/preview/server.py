@@ -25,9 +25,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from storybuild.preview import media
+from storybuild.preview.livestate import LiveState
 from storybuild.preview.page import render_page
 from storybuild.preview.pagedata import page_data
-from storybuild.preview.state import LiveState
+from storybuild.projectpaths import STORE_DIR
 
 # `storybuild watch --port` defaults to this too (cli.py repeats the number so that the CLI
 # need not import this module to start; tests/test_readme.py checks that they agree).
@@ -257,7 +258,7 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         self.build_dir = Path(build_dir).resolve()
         self.state = state
         self.urls = _ServerUrls(self.build_dir)
-        self.media_roots = (self.build_dir, (self.build_dir.parent / ".storybuild").resolve())
+        self.media_roots = (self.build_dir, (self.build_dir.parent / STORE_DIR).resolve())
         self.stopping = threading.Event()
         self.loopback = address[0] in LOOPBACK_NAMES or str(address[0]).startswith("127.")
         super().__init__(address, PreviewHandler)

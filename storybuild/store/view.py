@@ -15,10 +15,10 @@ from typing import Iterable, Mapping
 
 from storybuild.errors import StorybuildError
 from storybuild.hashing import stat_of
+from storybuild.projectpaths import BUILD_DIR
 from storybuild.store.cas import CAS
 from storybuild.store.state import ViewRecord
 
-BUILD_DIR = "build"
 
 
 def confined(rel: str) -> str:

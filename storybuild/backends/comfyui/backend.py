@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from storybuild.backends.base import VERSIONS, ActionContext
-from storybuild.backends.comfyui.records import JobRecord
+from storybuild.backends.comfyui.jobrecords import JobRecord
 from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, bind, lookup, parse_loc
 from storybuild.errors import BackendError, ManifestError
 from storybuild.model import ComfyServer
@@ -74,7 +74,7 @@ def farm_for(config: Any):
     """The farm shared by every action with this server configuration (created on first use)."""
     from storybuild.backends.comfyui.client import ComfyClient
     from storybuild.backends.comfyui.farm import Farm
-    from storybuild.backends.comfyui.runner import Worker
+    from storybuild.backends.comfyui.jobrunner import Worker
 
     settings = read_config(config)
     servers = servers_of(settings)
@@ -153,7 +153,7 @@ class ComfyUIBackend:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _run(self, ctx: ActionContext, scratch: Path) -> Mapping[str, Path]:
-        from storybuild.backends.comfyui.runner import Job
+        from storybuild.backends.comfyui.jobrunner import Job
 
         params = ctx.params
         inputs = dict(ctx.inputs)
@@ -188,7 +188,7 @@ class ComfyUIBackend:
         return self._outputs(ctx, fetched, values, what)
 
     def _dialogue(self, ctx: ActionContext, scratch: Path) -> Path:
-        from storybuild.backends.comfyui.speech import dialogue_track
+        from storybuild.backends.comfyui.speechfiles import dialogue_track
 
         lines = (ctx.params.get("values") or {}).get("lines") or []
         if not lines:
@@ -197,7 +197,7 @@ class ComfyUIBackend:
         return dialogue_track(lines, ctx.inputs, rate, scratch / "dialogue.wav")
 
     def _outputs(self, ctx: ActionContext, fetched: Any, values: Mapping[str, Any], what: str) -> dict[str, Path]:
-        from storybuild.backends.comfyui import media
+        from storybuild.backends.comfyui import mediafiles as media
 
         fps = float(values["fps"]) if values.get("fps") else None
         if ctx.kind == "keyframe":
@@ -206,7 +206,7 @@ class ComfyUIBackend:
             name = OUTPUTS[ctx.kind]
             matte = ctx.output("matte.mp4") if ctx.params.get("capability") == "video_alpha" else None
             return media.write_clip(fetched, ctx.output(name), fps, what, cancel=ctx.cancel_event, matte=matte)
-        from storybuild.backends.comfyui.speech import speech_outputs
+        from storybuild.backends.comfyui.speechfiles import speech_outputs
 
         sounds = fetched.of_kind("audio")
         if not sounds:

@@ -11,9 +11,9 @@ from typing import Any, Iterable, Mapping
 
 from storybuild.backends.comfyui import registry
 from storybuild.backends.comfyui.backend import bound_workflow, read_config, servers_of
+from storybuild.backends.comfyui.expansion import cached_object_info, project_file
 from storybuild.backends.comfyui.nodespec import MODEL_INPUTS
-from storybuild.backends.comfyui.planning import cached_object_info, project_file
-from storybuild.backends.comfyui.records import stats  # noqa: F401  (re-exported for the CLI)
+from storybuild.backends.comfyui.jobrecords import stats  # noqa: F401  (re-exported for the CLI)
 from storybuild.backends.comfyui.validate import validate_workflow
 from storybuild.backends.comfyui.workflow import BindingSpec, check_bindings, load_workflow
 from storybuild.errors import BackendError, Diagnostic, ManifestError, Severity, SourceLoc

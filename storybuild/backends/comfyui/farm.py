@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from storybuild.backends.comfyui.breaker import CircuitBreaker
-from storybuild.backends.comfyui.records import JobRecord
+from storybuild.backends.comfyui.jobrecords import JobRecord
 from storybuild.errors import BackendError, Cancelled, TransientError
 from storybuild.model import ComfyServer
 
@@ -275,7 +275,7 @@ class Farm:
             return False
 
     def _attempt(self, slot: ServerSlot, worker: Any, job: FarmJob) -> None:
-        from storybuild.backends.comfyui.runner import WrongServer
+        from storybuild.backends.comfyui.jobrunner import WrongServer
 
         job.attempts += 1
         wait = job.started_at - job.queued_at if job.started_at else 0.0

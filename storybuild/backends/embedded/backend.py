@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from storybuild.backends.base import VERSIONS, ActionContext
+from storybuild.backends.embedded.heap import keep_freed_memory
 from storybuild.errors import BackendError
-from storybuild.heap import keep_freed_memory
 
 # kind → "module:function(ctx) -> {output: path}"; modules load only when a kind runs.
 KINDS: dict[str, str] = {

@@ -110,7 +110,7 @@ _painters: "OrderedDict[str, Painter]" = OrderedDict()
 
 
 def _worker_started() -> None:
-    from storybuild.heap import keep_freed_memory
+    from storybuild.backends.embedded.heap import keep_freed_memory
 
     keep_freed_memory()  # a frame's temporaries are reused by the next, not re-mapped
     # What every 3D shot needs, imported while the first shot is still being set up.

@@ -13,16 +13,45 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from storybuild.backends.embedded.scene3d import Mesh
+from storybuild.backends.embedded.scene3d import Mesh, mesh_from_parts
 
 FORMAT = 1  # bump when the file layout below changes
 _FIELDS = ("positions", "normals", "colors", "emissive")
+_CACHE_SIZE = 32  # meshes kept per process
+
+
+_cache: OrderedDict[tuple, Mesh] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_model(path: Path | str, cache: Path | str | None = None) -> Mesh:
+    """A model file as a Mesh, cached per process by path, size and modification time.
+
+    With a `cache` folder, parsed meshes are also kept there between processes.
+    """
+    from storybuild.backends.embedded.model_io import read_parts
+
+    p = Path(path)
+    st = os.stat(p)
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    mesh = cached_mesh(cache, model_recipe(p), lambda: mesh_from_parts(read_parts(p)))
+    with _cache_lock:
+        _cache[key] = mesh
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return mesh
 
 
 def cached_mesh(folder: Path | str | None, recipe: str, make: Callable[[], Mesh]) -> Mesh:

@@ -8,9 +8,6 @@ degrees, scale) turns it into render3d Geometry in world space.
 from __future__ import annotations
 
 import math
-import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +17,6 @@ import numpy as np
 from storybuild.backends.embedded.render3d import CHECKER, EMISSIVE, PLAIN, Geometry
 
 CREASE_DEGREES = 40.0  # faces meeting at a sharper angle keep a hard edge
-_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,33 +90,6 @@ def mesh_from_parts(parts: Sequence[Any]) -> Mesh:
         head = np.stack([pts.min(axis=0), pts.max(axis=0)]).astype(np.float64)
     return Mesh(np.concatenate(positions), np.concatenate(normals), np.concatenate(colors),
                 np.concatenate(emissive), head)
-
-
-_cache: OrderedDict[tuple, Mesh] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def load_model(path: Path | str, cache: Path | str | None = None) -> Mesh:
-    """A model file as a Mesh, cached per process by path, size and modification time.
-
-    With a `cache` folder, parsed meshes are also kept there between processes (meshcache).
-    """
-    from storybuild.backends.embedded.meshcache import cached_mesh, model_recipe
-    from storybuild.backends.embedded.model_io import read_parts
-
-    p = Path(path)
-    st = os.stat(p)
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    mesh = cached_mesh(cache, model_recipe(p), lambda: mesh_from_parts(read_parts(p)))
-    with _cache_lock:
-        _cache[key] = mesh
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return mesh
 
 
 def _vec3(value: Any, default: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """shot/<shot>: a shot's picture → shot.mp4 (exactly `frames` frames), thumb.png; and
 layout/<shot>: its timing and speakers' places → shot.json, worked out without drawing.
 
-    params + line timings/visemes ──► ShotSpec (timing from storybuild.timeline)
+    params + line timings/visemes ──► ShotSpec (timing from storybuild.backends.embedded.shottiming)
         │   render3d │ card │ title │ still/keyframe (Ken Burns) │ clip/file (conformed)
         ▼
     frames painted in worker processes (chunks, in order) ──► ffmpeg.encode_frames
@@ -73,8 +73,8 @@ def _line_duration(path: Path) -> float:
 def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Path | None = None,
                with_cues: bool = True) -> ShotSpec:
     """The shot's timing, lines (with mouth cues unless `with_cues` is off) and picture kind."""
+    from storybuild.backends.embedded.shottiming import shot_timing
     from storybuild.backends.embedded.visemes import load_cues
-    from storybuild.timeline import shot_timing
 
     fps = float(params["fps"])
     if fps <= 0 or int(params["width"]) < 2 or int(params["height"]) < 2:

@@ -15,11 +15,11 @@ import numpy as np
 
 from storybuild.backends.embedded.camera import CameraState, camera_at
 from storybuild.backends.embedded.lighting import lighting_for, parse_color
+from storybuild.backends.embedded.meshcache import cached_mesh, load_model
 from storybuild.backends.embedded.mouths import MouthSet, mouth_set_for, overlay_3d
-from storybuild.backends.embedded.meshcache import cached_mesh
 from storybuild.backends.embedded.puppet import model_anchor, puppet_mesh
 from storybuild.backends.embedded.render3d import Frame, Geometry, Renderer, RenderOptions
-from storybuild.backends.embedded.scene3d import ground, load_model, placement_matrix, place
+from storybuild.backends.embedded.scene3d import ground, placement_matrix, place
 from storybuild.errors import BackendError
 
 GROUND_COLOR = (0.50, 0.50, 0.40)

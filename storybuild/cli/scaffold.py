@@ -12,7 +12,7 @@ import os
 from importlib import resources
 
 from storybuild.errors import UsageError
-from storybuild.schema import SCHEMA_FILE, schema_text
+from storybuild.manifest.schema import SCHEMA_FILE, schema_text
 
 _IGNORED = (".storybuild/", "build/")
 

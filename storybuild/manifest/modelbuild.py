@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any, Mapping
 
-from storybuild.locations import LocIndex, LocTable, Path, dotted
+from storybuild.manifest.locations import LocIndex, LocTable, Path, dotted
 from storybuild.model import (
     Asset, AssetKind, AudioCue, Backends, Binding, Camera, CameraKey, Character, ComfyConfig, ComfyServer,
     Easing, Export, KenBurns, Line, LipsyncMethod, Look, Manifest, Move, MoveType, Picture, PictureSource,

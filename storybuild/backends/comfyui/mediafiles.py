@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from storybuild.backends.comfyui.runner import Fetched
+from storybuild.backends.comfyui.jobrunner import Fetched
 from storybuild.backends.embedded.ffmpeg import BITEXACT, X264, encode_frames, run_ffmpeg
 from storybuild.errors import BackendError
 

@@ -31,7 +31,7 @@ class StorybuildGroup(click.Group):
 
 def report_error(err: StorybuildError) -> None:
     """Print an error's diagnostics (file:line:col, source line, caret, hint) to stderr."""
-    from storybuild.diagnostics import format_diagnostics
+    from storybuild.cli.diagnostics import format_diagnostics
 
     click.echo(format_diagnostics(err.diagnostics), err=True, nl=False)
 
@@ -79,14 +79,14 @@ def validate(path: str | None, fmt: str, no_files: bool, check_backends: bool) -
 
     Exits 0 when it is valid (warnings allowed), 2 when it is not.
     """
-    from storybuild.diagnostics import diagnostics_json, format_diagnostics, summary
-    from storybuild.manifest import check_manifest
+    from storybuild.cli.diagnostics import diagnostics_json, format_diagnostics, summary
+    from storybuild.manifest.load import check_manifest
 
     target = manifest_path(path)
     try:
         manifest, diags = check_manifest(target, check_files=not no_files)
         if check_backends and manifest is not None:
-            from storybuild.cli_backends import backend_problems
+            from storybuild.cli.backendcmds import backend_problems
 
             diags = list(diags) + backend_problems(manifest)
             if any(d.severity.value == "error" for d in diags):
@@ -132,7 +132,7 @@ def raise_internal(exc: BaseException) -> None:
 @main.command()
 def schema() -> None:
     """Print the manifest's JSON Schema (for editors: `storybuild schema > storybuild.schema.json`)."""
-    from storybuild.schema import schema_text
+    from storybuild.manifest.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 
@@ -142,7 +142,7 @@ def schema() -> None:
 @click.option("--title", help="The film's title (default: from the folder name).")
 def init(directory: str, title: str | None) -> None:
     """Start a new film project in DIRECTORY (default: here): a manifest that builds as is."""
-    from storybuild.scaffold import create_project
+    from storybuild.cli.scaffold import create_project
 
     written = create_project(directory, title)
     for name in written:
@@ -155,7 +155,7 @@ def init(directory: str, title: str | None) -> None:
 # (build, plan, graph, status, retry, gc, clean) — owned by the engine work.
 # They live in cli_build.py, which imports nothing heavy at module level.
 
-from storybuild.cli_build import COMMANDS as _BUILD_COMMANDS  # noqa: E402
+from storybuild.cli.build import COMMANDS as _BUILD_COMMANDS  # noqa: E402
 
 for _command in _BUILD_COMMANDS:
     main.add_command(_command)
@@ -164,7 +164,7 @@ for _command in _BUILD_COMMANDS:
 # --------------------------------------------------------------------------- backend commands
 # (backends models, stats; the checks behind validate --backends) — owned by the ComfyUI work.
 
-from storybuild.cli_backends import COMMANDS as _BACKEND_COMMANDS  # noqa: E402
+from storybuild.cli.backendcmds import COMMANDS as _BACKEND_COMMANDS  # noqa: E402
 
 for _command in _BACKEND_COMMANDS:
     main.add_command(_command)
@@ -208,7 +208,7 @@ class _WatchPrinter:
     def invalid(self, diagnostics) -> None:
         import time
 
-        from storybuild.diagnostics import format_diagnostics
+        from storybuild.cli.diagnostics import format_diagnostics
 
         click.echo(f"[{time.strftime('%H:%M:%S')}] the manifest has errors; keeping the last good build", err=True)
         click.echo(format_diagnostics(list(diagnostics)), err=True, nl=False)
@@ -235,8 +235,8 @@ def watch(targets: tuple[str, ...], path: str | None, preview: bool, port: int, 
     import threading
     from pathlib import Path
 
-    from storybuild.preview.state import LiveState
-    from storybuild.watch import SessionEngine, Watcher
+    from storybuild.preview.livestate import LiveState
+    from storybuild.watch.loop import SessionEngine, Watcher
 
     manifest = os.path.abspath(manifest_path(path))
     if not os.path.isfile(manifest):
@@ -285,7 +285,7 @@ def report(path: str | None, output: str | None) -> None:
     """
     from pathlib import Path
 
-    from storybuild.build import Session, default_loader
+    from storybuild.engine.session import Session, default_loader
     from storybuild.preview.report import engine_records, write_report
 
     manifest = default_loader(manifest_path(path))

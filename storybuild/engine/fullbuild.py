@@ -16,13 +16,13 @@ import shutil
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
-from storybuild.build import BuildResult, Session
+from storybuild.engine.workspace import BuildResult, Workspace
 from storybuild.errors import DiagnosticList, SourceLoc
 from storybuild.events import Event, OnEvent
 from storybuild.hashing import FileHasher, digest_file, stat_of
 from storybuild.model import FileInput, Manifest, Quality
-from storybuild.plan import Fresh, Plan, Previous, input_digests, plan
-from storybuild.planner import closure, statics as compute_statics
+from storybuild.planning.actiongraph import closure, statics as compute_statics
+from storybuild.planning.decision import Fresh, Plan, Previous, input_digests, plan
 from storybuild.store import lockfile, plancache, stamp, state
 from storybuild.store.actions import ActionCache
 from storybuild.store.cas import CAS
@@ -34,27 +34,27 @@ from storybuild.store.view import View, placements
 _NEVER = (-1, -1, -1)
 
 
-def _header(session: Session, quality: str) -> tuple:
+def _header(workspace: Workspace, quality: str) -> tuple:
     from storybuild import __version__
     from storybuild.backends.base import VERSIONS
 
-    return (plancache.CACHE_FORMAT, __version__, tuple(sorted(VERSIONS.items())), quality, session.manifest)
+    return (plancache.CACHE_FORMAT, __version__, tuple(sorted(VERSIONS.items())), quality, workspace.manifest)
 
 
-def load_plan(session: Session, quality: str) -> CachedPlan:
+def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
     """The current plan: cached while the manifest files are unchanged, else planned anew."""
-    from storybuild import planner
+    from storybuild.planning import actiongraph as planner
 
-    header = _header(session, quality)
-    cached = plancache.load(session.root, session.store_dir, quality, header)
+    header = _header(workspace, quality)
+    cached = plancache.load(workspace.root, workspace.store_dir, quality, header)
     if cached is not None:
         return cached
-    manifest: Manifest = session._loader(os.path.join(session.root, session.manifest))
+    manifest: Manifest = workspace.loader(workspace.manifest_path)
     order = planner.topological(planner.plan_actions(manifest, Quality(quality)))
     backends = sorted({a.backend for a in order})
     # Files planning read: the manifest and its includes, and workflow files (config keys).
     read = list(manifest.files) + [w.file for w in manifest.workflows.values() if not w.file.startswith("builtin:")]
-    hasher = FileHasher(session.root)
+    hasher = FileHasher(workspace.root)
     hasher.digests(read)
     result = CachedPlan(
         order=order, statics=compute_statics(manifest, order),
@@ -62,8 +62,8 @@ def load_plan(session: Session, quality: str) -> CachedPlan:
         limits=dict(manifest.backends.limits), retry=manifest.backends.retry,
         placed={a.id: tuple(placements(a.backend, a.outputs, a.view)) for a in order},
         files=dict(hasher.fresh), locs=dict(manifest.locs))
-    os.makedirs(session.store_dir, exist_ok=True)
-    plancache.save(session.store_dir, quality, header, result)
+    os.makedirs(workspace.store_dir, exist_ok=True)
+    plancache.save(workspace.store_dir, quality, header, result)
     result.replanned = True
     return result
 
@@ -71,10 +71,10 @@ def load_plan(session: Session, quality: str) -> CachedPlan:
 class Engine:
     """One build through the full path."""
 
-    def __init__(self, session: Session, quality: str, scan: stamp.Scan = stamp.Scan(None, frozenset(), None)):
-        self.session = session
-        self.root = session.root
-        self.store_dir = session.store_dir
+    def __init__(self, workspace: Workspace, quality: str, scan: stamp.Scan = stamp.Scan(None, frozenset(), None)):
+        self.workspace = workspace
+        self.root = workspace.root
+        self.store_dir = workspace.store_dir
         self.quality = quality
         self.cas = CAS(os.path.join(self.store_dir, "cas"))
         self.view = View(self.root, self.cas)
@@ -95,9 +95,9 @@ class Engine:
     def run(self, targets: Sequence[str], *, jobs: int, keep_going: bool, force: bool, dry_run: bool,
             on_event: OnEvent, cancel_event, explain: bool) -> BuildResult:
         """Plan and (unless dry_run) execute the build of `targets`."""
-        from storybuild.targets import resolve
+        from storybuild.planning.targets import resolve
 
-        cplan = load_plan(self.session, self.quality)
+        cplan = load_plan(self.workspace, self.quality)
         self.plan_files = cplan.files
         by_id = {a.id: a for a in cplan.order}
         selected = resolve(targets, list(by_id))
@@ -215,10 +215,10 @@ class Engine:
 
     def _execute(self, cplan, by_id, order, decided: Plan, sources, hasher, lock, runs, cache, forced,
                  result: BuildResult, *, jobs, keep_going, on_event, cancel_event, selected) -> None:
-        from storybuild.comfyjobs import recording
-        from storybuild.executor import Executor
-        from storybuild.records import BuildRecorder
-        from storybuild.runner import ActionRunner
+        from storybuild.engine.actionrunner import ActionRunner
+        from storybuild.engine.jobrecording import recording
+        from storybuild.engine.recorder import BuildRecorder
+        from storybuild.engine.scheduler import Executor
 
         scratch = os.path.join(self.store_dir, "tmp")
         shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a killed build; we hold the lock

@@ -15,8 +15,8 @@ import os
 from typing import Any
 
 from storybuild.errors import Diagnostic, ManifestError, Severity, SourceLoc
-from storybuild.includes import load_tree
-from storybuild.locations import LocIndex
+from storybuild.manifest.includes import load_tree
+from storybuild.manifest.locations import LocIndex
 from storybuild.model import Manifest, Preset
 
 MANIFEST_NAME = "storybuild.yaml"
@@ -61,7 +61,7 @@ class _Load:
         self.diags: list[Diagnostic] = []
 
     def run(self) -> tuple[Manifest | None, list[Diagnostic]]:
-        from storybuild.schema import validate
+        from storybuild.manifest.schema import validate
 
         merged = load_tree(self.root, self.rel, self.display, lambda doc: validate(doc.data, doc.locs))
         self.diags.extend(merged.diags)
@@ -73,14 +73,14 @@ class _Load:
                                          "add `project: {title: My Film}`", code="missing-key"))
         presets = self._presets(doc, locs)
         self._cross_references(doc, locs, presets)
-        from storybuild.render import render_texts
+        from storybuild.manifest.jinjatext import render_texts
 
         rendered, template_diags = render_texts(doc, locs)
         self.diags.extend(template_diags)
         diags = _sorted(self.diags)
         if any(d.severity is Severity.ERROR for d in diags):
             return None, diags
-        from storybuild.modelbuild import ModelBuilder
+        from storybuild.manifest.modelbuild import ModelBuilder
 
         manifest = ModelBuilder(doc, locs, rendered, self.root).build(
             self.rel, tuple(merged.files), presets)
@@ -89,7 +89,7 @@ class _Load:
 
     def _presets(self, doc: dict, locs: LocIndex) -> dict[str, dict[str, Preset]]:
         """Shipped presets, extended and overridden by the manifest's; templates checked."""
-        from storybuild.templating import CATEGORIES, check_syntax, shipped_presets, template_variables
+        from storybuild.manifest.templating import CATEGORIES, check_syntax, shipped_presets, template_variables
 
         presets = {category: dict(group) for category, group in shipped_presets().items()}
         section = doc.get("presets")
@@ -112,8 +112,8 @@ class _Load:
         return presets
 
     def _cross_references(self, doc: dict, locs: LocIndex, presets: dict[str, dict[str, Preset]]) -> None:
-        from storybuild.checks import CrossChecker
-        from storybuild.scenechecks import check_scenes
+        from storybuild.manifest.checks import CrossChecker
+        from storybuild.manifest.scenechecks import check_scenes
 
         checker = CrossChecker(doc, locs, self.root, {c: set(g) for c, g in presets.items()}, self.check_files)
         checker.run()

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from storybuild.backends.base import ActionContext, Backend, get_backend
+from storybuild.engine.scheduler import Job, Outcome
 from storybuild.errors import BackendError, StorybuildError
-from storybuild.executor import Job, Outcome
 from storybuild.hashing import digest_file
 from storybuild.model import Action, ActionInput, FileInput
 from storybuild.store.cas import CAS

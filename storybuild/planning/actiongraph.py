@@ -16,12 +16,12 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 from storybuild.errors import DiagnosticList, StorybuildError
 from storybuild.hashing import static_digest
 from storybuild.model import Action, ActionInput, FileInput, Input, Manifest, Quality
-from storybuild.store.view import BUILD_DIR
+from storybuild.projectpaths import BUILD_DIR
 
 try:
-    from storybuild import expand as _expand
+    from storybuild.planning import film as _expand
 except ImportError as exc:  # the film pipeline is optional until it lands; nothing else is
-    if exc.name != "storybuild.expand":
+    if exc.name != "storybuild.planning.film":
         raise
     _expand = None
 

@@ -31,7 +31,7 @@ def backend_problems(manifest) -> list:
     bound ComfyUI workflow checked against object_info (the saved dump, else each server)."""
     from storybuild.backends.comfyui.commands import validate_workflows
     from storybuild.errors import Diagnostic, ManifestError, Severity
-    from storybuild.expand import film_actions
+    from storybuild.planning.film import film_actions
 
     problems: list = []
     try:
@@ -66,7 +66,7 @@ def models(path: str | None, json_mode: bool) -> None:
     """
     from storybuild.backends.comfyui.backend import read_config
     from storybuild.backends.comfyui.commands import list_models
-    from storybuild.build import default_loader
+    from storybuild.engine.session import default_loader
 
     manifest = default_loader(_manifest_file(path))
     settings = read_config(manifest.backends.comfyui)
@@ -109,8 +109,8 @@ def stats(path: str | None, last: int | None, json_mode: bool) -> None:
     Read from the job records that builds keep in .storybuild/state.sqlite: every attempt
     of every job, with its queue wait, its time on the farm and the server's own time.
     """
-    from storybuild.backends.comfyui.records import stats as summarise
-    from storybuild.build import STORE_DIR
+    from storybuild.backends.comfyui.jobrecords import stats as summarise
+    from storybuild.projectpaths import STORE_DIR
 
     root = os.path.dirname(os.path.abspath(_manifest_file(path)))
     records = _job_records(os.path.join(root, STORE_DIR, "state.sqlite"), last)

@@ -9,13 +9,10 @@ are pinned: once built, the lock keeps their outputs until their inputs change.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from storybuild.errors import ManifestError
 from storybuild.model import Action, ActionInput, Input, LipsyncMethod, PictureSource, Shot
-
-if TYPE_CHECKING:
-    from storybuild.expand import _Expander
 
 GENERATIVE = {
     PictureSource.KEYFRAME: "text_to_image",
@@ -24,10 +21,10 @@ GENERATIVE = {
 }
 
 
-def comfy_params(ex: "_Expander", kind: str, capability: str, workflow_id: str | None, values: dict, loc,
+def comfy_params(ex: Any, kind: str, capability: str, workflow_id: str | None, values: dict, loc,
                  seed_key: str) -> dict:
     """Resolve the workflow for a capability (named, or routed by the registry) into params."""
-    from storybuild.backends.comfyui.planning import resolve_workflow
+    from storybuild.backends.comfyui.expansion import resolve_workflow
 
     try:
         return resolve_workflow(ex.m, capability, workflow_id, values, kind=kind, seed_key=seed_key, loc=loc)
@@ -36,16 +33,16 @@ def comfy_params(ex: "_Expander", kind: str, capability: str, workflow_id: str |
         return {"capability": capability, "values": values}
 
 
-def _take_id(ex: "_Expander", kind: str, shot: Shot, take: int) -> str:
+def _take_id(ex: Any, kind: str, shot: Shot, take: int) -> str:
     base = f"{ex.pre}{kind}/{shot.id}"
     return base if shot.takes == 1 else f"{base}/take{take}"
 
 
-def _candidates(ex: "_Expander", kind: str, capability: str, workflow: str | None, shot: Shot,
+def _candidates(ex: Any, kind: str, capability: str, workflow: str | None, shot: Shot,
                 values: dict[str, Any], inputs: tuple[Input, ...], output: str, view_dir: str,
                 origins: dict[str, str]) -> str:
     """One action per take of a generated stage; returns the chosen take's action id."""
-    from storybuild.expand import stable_seed
+    from storybuild.hashing import stable_seed
 
     chosen = ""
     for take in range(1, shot.takes + 1):
@@ -64,9 +61,9 @@ def _candidates(ex: "_Expander", kind: str, capability: str, workflow: str | Non
     return chosen
 
 
-def generative_actions(ex: "_Expander", shot: Shot, look, lines: list[dict]) -> list[Input]:
+def generative_actions(ex: Any, shot: Shot, look, lines: list[dict]) -> list[Input]:
     """Add the ComfyUI actions of a generative shot; return the inputs its render takes from them."""
-    from storybuild.templating import apply_presets
+    from storybuild.manifest.templating import apply_presets
 
     picture = shot.picture
     prompt, negative = apply_presets(shot.prompt, look, ex.m.presets)
@@ -91,7 +88,7 @@ def generative_actions(ex: "_Expander", shot: Shot, look, lines: list[dict]) -> 
         return [image_input]
     clip_inputs = (image_input,) if image_input else ()
     if first_stage_done:
-        from storybuild.expand import stable_seed
+        from storybuild.hashing import stable_seed
 
         seed = int(picture.params.get("seed", stable_seed(ex.m.project.seed, shot.id, shot.take)))
         clip = ex.add(Action(

@@ -10,7 +10,7 @@
                                                      LiveState (preview page) + one summary per pass
 
 The engine sits behind a narrow seam (`Engine`: load, build) so the loop is tested with
-fakes; `SessionEngine` binds it to storybuild.build. This module never prints: the CLI
+fakes; `SessionEngine` binds it to storybuild.engine.session. This module never prints: the CLI
 gets summaries and diagnostics through a `Listener`.
 """
 
@@ -26,9 +26,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from storybuild.errors import Cancelled, Diagnostic, StorybuildError
 from storybuild.model import Manifest, Quality
+from storybuild.preview.livestate import LiveState, as_json, event_fields
 from storybuild.preview.pagedata import describe_manifest
-from storybuild.preview.state import LiveState, as_json, event_fields
-from storybuild.watchset import Fingerprints, WatchSet
+from storybuild.watch.sources import Fingerprints, WatchSet
 
 DEBOUNCE = 0.05  # quiet time after the last event: editors write a file in several syscalls
 MAX_WAIT = 0.5  # but a steady stream of writes must not postpone the rebuild for ever
@@ -66,10 +66,10 @@ class Summary:
 
 
 class SessionEngine:
-    """The real engine: storybuild.build.Session, and the manifest loader it uses."""
+    """The real engine: storybuild.engine.session.Session, and the manifest loader it uses."""
 
     def __init__(self, manifest_path: str, jobs: int | None = None, targets: Sequence[str] | None = None):
-        from storybuild.build import Session
+        from storybuild.engine.session import Session
 
         self.path = os.path.abspath(manifest_path)
         self.session = Session(os.path.dirname(self.path), os.path.basename(self.path))
@@ -77,8 +77,8 @@ class SessionEngine:
         self.targets = targets
 
     def load(self) -> Manifest:
-        """Load and validate the manifest with storybuild.manifest."""
-        from storybuild.build import default_loader
+        """Load and validate the manifest with storybuild.manifest.load."""
+        from storybuild.engine.session import default_loader
 
         # Relative to the working directory, as `storybuild validate` names files in errors.
         return default_loader(os.path.relpath(self.path))

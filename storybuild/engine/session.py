@@ -16,50 +16,19 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from storybuild.engine.workspace import BuildResult, Workspace
 from storybuild.events import Event, OnEvent, ignore
+from storybuild.projectpaths import STORE_DIR
 from storybuild.store import stamp
-from storybuild.store.lock import ProjectLock
+from storybuild.store.projectlock import ProjectLock
 
-STORE_DIR = ".storybuild"
-
-
-@dataclass
-class BuildResult:
-    """How a build (or a dry run) ended."""
-
-    ran: list[str] = field(default_factory=list)
-    cached: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    up_to_date: int = 0
-    seconds: float = 0.0
-    cancelled: bool = False
-    dry_run: bool = False
-    steps: list = field(default_factory=list)  # plan.Step, with reasons (dry runs and --explain)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing failed and the build was not cancelled."""
-        return not self.failed and not self.cancelled
-
-    @property
-    def status(self) -> str:
-        """ok, failed or cancelled."""
-        return "cancelled" if self.cancelled else "failed" if self.failed else "ok"
-
-    def summary(self) -> dict[str, Any]:
-        """The counts reported at the end of a build."""
-        return {"ran": len(self.ran), "cached": len(self.cached), "failed": len(self.failed),
-                "skipped": len(self.skipped), "up_to_date": self.up_to_date,
-                "seconds": round(self.seconds, 3), "status": self.status}
 
 
 def default_loader(path: str):
-    """Load a manifest with storybuild.manifest (imported only when a manifest must be read)."""
-    from storybuild.manifest import load_manifest
+    """Load a manifest with storybuild.manifest.load (imported only when a manifest must be read)."""
+    from storybuild.manifest.load import load_manifest
 
     return load_manifest(path)
 
@@ -73,6 +42,11 @@ class Session:
         self.manifest = manifest
         self.store_dir = os.path.join(self.root, STORE_DIR)
         self._loader = loader or default_loader
+
+    @property
+    def workspace(self) -> Workspace:
+        """What the full build needs of this session: where the project is and how to read it."""
+        return Workspace(self.root, self.manifest, self.store_dir, self._loader)
 
     # ------------------------------------------------------------------ building
 
@@ -114,7 +88,7 @@ class Session:
         date; everything that depends on it when that build is no longer in the history.
         Out-of-date work that depends on no retried action is left to `build`.
         """
-        from storybuild.targets import resolve
+        from storybuild.planning.targets import resolve
 
         failed = [f.action for f in self.failures()]
         chosen = resolve(targets, failed) if targets and failed else failed
@@ -125,9 +99,9 @@ class Session:
 
     def _held_back(self, failed: Sequence[str], quality: str) -> list[str]:
         """The failed actions plus the requested targets downstream of them (see `retry`)."""
-        from storybuild.planner import dependents
+        from storybuild.planning.actiongraph import dependents
+        from storybuild.planning.targets import resolve
         from storybuild.store.state import StateDB
-        from storybuild.targets import resolve
 
         order = self.load_plan(quality).order
         ids = [a.id for a in order]
@@ -157,11 +131,11 @@ class Session:
 
     def _slow(self, targets, request, jobs, keep_going, force, dry_run, quality, on_event, cancel_event,
               explain, began, scan: stamp.Scan) -> BuildResult:
-        from storybuild.engine import Engine
+        from storybuild.engine.fullbuild import Engine
 
         if not dry_run:
             stamp.remove(self.store_dir)  # before anything changes: a stamp must never lie
-        engine = Engine(self, quality, scan)
+        engine = Engine(self.workspace, quality, scan)
         try:
             result = engine.run(targets, jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
                                 force=force, dry_run=dry_run, on_event=on_event,
@@ -179,14 +153,14 @@ class Session:
 
     def load_plan(self, quality: str = "full"):
         """The planned actions of the manifest (from the plan cache when it is current)."""
-        from storybuild.engine import load_plan
+        from storybuild.engine.fullbuild import load_plan
 
-        return load_plan(self, quality)
+        return load_plan(self.workspace, quality)
 
     def graph(self, targets: Sequence[str] = (), *, quality: str = "full"):
         """The networkx graph (producer → consumer) of the targets and what they need."""
-        from storybuild.planner import build_graph, closure
-        from storybuild.targets import resolve
+        from storybuild.planning.actiongraph import build_graph, closure
+        from storybuild.planning.targets import resolve
 
         order = self.load_plan(quality).order
         by_id = {a.id: a for a in order}
@@ -223,7 +197,7 @@ class Session:
 
     def clean(self, *, wait: bool = True) -> bool:
         """Remove build/ (the CAS keeps every object). True if there was one."""
-        from storybuild.store.view import BUILD_DIR
+        from storybuild.projectpaths import BUILD_DIR
 
         with ProjectLock(self.store_dir, wait=wait, what="clean"):
             stamp.remove(self.store_dir)

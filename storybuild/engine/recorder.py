@@ -12,8 +12,8 @@ import threading
 from typing import Any, Mapping
 
 from storybuild.model import Action
-from storybuild.plan import detail
-from storybuild.planner import Static
+from storybuild.planning.actiongraph import Static
+from storybuild.planning.decision import detail
 from storybuild.store import state
 from storybuild.store.actions import ActionCache
 from storybuild.store.state import StateWriter, ViewRecord

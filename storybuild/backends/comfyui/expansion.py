@@ -124,7 +124,7 @@ def resolve_workflow(manifest: Manifest, capability: str, workflow_id: str | Non
         prompt = load_workflow(path, cached_object_info(manifest), loc=declared.loc)
     values = derive_values(values, template)
     if "seed" not in values and seed_key is not None:
-        from storybuild.expand import stable_seed
+        from storybuild.hashing import stable_seed
 
         values["seed"] = stable_seed(manifest.project.seed, seed_key)
     name = workflow_id or (template.id if template else "workflow")

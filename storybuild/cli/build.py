@@ -1,7 +1,7 @@
 """The build commands: build, plan, graph, status, retry, gc, clean.
 
 cli.py adds these to its group. Each command imports what it needs in its body: a no-op
-`storybuild build` loads click, storybuild.build and the up-to-date stamp, nothing more.
+`storybuild build` loads click, storybuild.engine.session and the up-to-date stamp, nothing more.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ _preview = click.option("--preview", is_flag=True, help="Preview quality (smalle
 
 
 def _session(path: str | None):
-    from storybuild.build import Session
+    from storybuild.engine.session import Session
 
     manifest = path or "storybuild.yaml"
     if os.path.isdir(manifest):
@@ -61,7 +61,7 @@ class _Interrupts:
 
 
 def _reporter(json_mode: bool):
-    from storybuild.reporting import make_reporter
+    from storybuild.cli.progress import make_reporter
 
     if json_mode:
         return make_reporter("json")
@@ -114,7 +114,7 @@ def build(targets, path, force, dry_run, explain, jobs, keep_going, no_wait, jso
 
 
 def _print_plan(session, targets, quality: str, force: bool, json_mode: bool) -> None:
-    from storybuild.reporting import format_steps
+    from storybuild.cli.progress import format_steps
 
     result = session.plan(list(targets), quality=quality, force=force)
     if json_mode:
@@ -146,7 +146,7 @@ def plan(targets, path, force, json_mode, preview) -> None:
 @_preview
 def graph(target, path, fmt, preview) -> None:
     """Print the action graph (of TARGET and what it needs) as dot, Mermaid or JSON."""
-    from storybuild.graphfmt import FORMATS
+    from storybuild.planning.graphformat import FORMATS
 
     g = _session(path).graph([target] if target else [], quality=_quality(preview))
     click.echo(FORMATS[fmt](g), nl=False)
@@ -158,7 +158,7 @@ def graph(target, path, fmt, preview) -> None:
 @_preview
 def status(targets, path, preview) -> None:
     """List failed actions (the retry queue) and out-of-date targets."""
-    from storybuild.reporting import format_steps
+    from storybuild.cli.progress import format_steps
 
     failed, outdated = _session(path).status(list(targets), quality=_quality(preview))
     if failed:

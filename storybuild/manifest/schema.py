@@ -17,8 +17,8 @@ from importlib import resources
 from typing import Any, Iterable
 
 from storybuild.errors import Diagnostic, SourceLoc
-from storybuild.fastschema import Check, compile_schema
-from storybuild.locations import LocIndex, Path, dotted
+from storybuild.manifest.fastschema import Check, compile_schema
+from storybuild.manifest.locations import LocIndex, Path, dotted
 
 SCHEMA_FILE = "storybuild.schema.json"
 

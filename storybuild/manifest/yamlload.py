@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass
 
 from storybuild.errors import Diagnostic, ManifestError, SourceLoc
-from storybuild.locations import LocIndex
-from storybuild.yamlevents import MAX_ALIAS_NODES, MAX_DEPTH, Builder
+from storybuild.manifest.locations import LocIndex
+from storybuild.manifest.yamlevents import MAX_ALIAS_NODES, MAX_DEPTH, Builder
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_BYTES", "MAX_DEPTH", "YamlDoc", "load_yaml", "loads_yaml"]
 

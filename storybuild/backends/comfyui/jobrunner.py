@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from storybuild.backends.comfyui.client import ComfyClient, FileRef, safe_ref
-from storybuild.backends.comfyui.events import EventStream, Outcome
 from storybuild.backends.comfyui.messages import describe_execution_error
 from storybuild.backends.comfyui.validate import validate_workflow
+from storybuild.backends.comfyui.websocket import EventStream, Outcome
 from storybuild.backends.comfyui.workflow import find_node, upload_name
 from storybuild.errors import BackendError, Cancelled, SourceLoc, TransientError
 from storybuild.hashing import canonical_json, digest_bytes, digest_file

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Sequence
 
 from storybuild.errors import Diagnostic, ManifestError
-from storybuild.locations import LocIndex, Path, dotted
-from storybuild.templating import is_template, render
+from storybuild.manifest.locations import LocIndex, Path, dotted
+from storybuild.manifest.templating import is_template, render
 
 _SHOT_TEXT = ("prompt", "negative")
 

@@ -9,10 +9,10 @@ from, so a rebuild can be explained down to the line that changed.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from storybuild.errors import Diagnostic, ManifestError
+from storybuild.hashing import stable_seed
 from storybuild.model import (
     Action,
     ActionInput,
@@ -48,12 +48,6 @@ BUILTIN_PROSODY: dict[str, Prosody] = {
     "worried": Prosody(rate=1.1, pitch=6),
     "whisper": Prosody(rate=0.9, pitch=-4, volume=0.6),
 }
-
-
-def stable_seed(*parts: object) -> int:
-    """A seed derived from ids, stable across machines and Python runs."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % (2**31 - 1)
 
 
 def even(value: float) -> int:
@@ -116,7 +110,7 @@ class _Expander:
             voice = self.voice_params(character, line.emotion)
             speech_id = f"{self.pre}speech/{shot.id}/{index}"
             if character.voice.engine == "comfyui":
-                from storybuild.generative import comfy_params
+                from storybuild.planning.generative import comfy_params
 
                 params = comfy_params(self, "speech", "tts", character.voice.workflow, {"text": line.text, **voice},
                                       line.loc, f"{shot.id}/{index}")
@@ -261,7 +255,7 @@ class _Expander:
         if picture.source is PictureSource.FILE and picture.image:
             inputs.append(self.asset_input("clip", picture.image))
         if self.picture_backend(picture) == "comfyui":
-            from storybuild.generative import generative_actions
+            from storybuild.planning.generative import generative_actions
 
             inputs.extend(generative_actions(self, shot, look, lines))
         params = {

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from storybuild.checks import CrossChecker, as_dict, as_list, as_str, did_you_mean
-from storybuild.locations import Path
+from storybuild.manifest.checks import CrossChecker, as_dict, as_list, as_str, did_you_mean
+from storybuild.manifest.locations import Path
 
 _AUDIO_KINDS = {"ambience": ("ambience", "audio"), "music": ("music", "audio")}
 _GENERATIVE = ("keyframe", "image_to_video", "text_to_video")

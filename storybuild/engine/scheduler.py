@@ -25,8 +25,8 @@ from storybuild.errors import Cancelled, StorybuildError, TransientError
 from storybuild.events import Event, OnEvent
 from storybuild.hashing import action_key
 from storybuild.model import Action, RetryPolicy
-from storybuild.plan import Plan, Step, input_digests
-from storybuild.planner import Static
+from storybuild.planning.actiongraph import Static
+from storybuild.planning.decision import Plan, Step, input_digests
 
 # Progress events from one action are passed on at most this often (plus the last one).
 _PROGRESS_INTERVAL = 0.1

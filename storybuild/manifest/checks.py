@@ -20,9 +20,9 @@ from importlib import resources
 from typing import Any, Iterable
 
 from storybuild.errors import DiagnosticList
-from storybuild.locations import LocIndex, Path
-from storybuild.projectpaths import Confiner, PathProblem
-from storybuild import assetcheck
+from storybuild.manifest import assetcheck
+from storybuild.manifest.locations import LocIndex, Path
+from storybuild.projectpaths import BUILD_DIR, STORE_DIR, Confiner, PathProblem
 
 _BUILTIN_MOUTHS = ("default",)
 # Parameters the planner fills in for workflows; a binding of any other name binds nothing,
@@ -251,7 +251,7 @@ class CrossChecker:
                 if clean is None:
                     continue
                 top = clean.split("/", 1)[0]
-                if top in (".storybuild", "build", ".git"):
+                if top in (STORE_DIR, BUILD_DIR, ".git"):
                     self.error(path + ("outputs", n), f"step output '{output}' is inside {top}/, which storybuild "
                                "manages", "write step outputs elsewhere, e.g. out/", "path")
                 elif clean in produced:

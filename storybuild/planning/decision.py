@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 from storybuild.errors import SourceLoc
 from storybuild.hashing import action_key
 from storybuild.model import Action, ActionInput, FileInput
-from storybuild.planner import Static
+from storybuild.planning.actiongraph import Static
 
 Lookup = Callable[[str, str], "Mapping[str, str] | None"]  # (key, action id) → outputs
 LocOf = Callable[[str], "SourceLoc | None"]

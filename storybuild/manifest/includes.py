@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from storybuild.errors import Diagnostic, ManifestError, SourceLoc
-from storybuild.locations import LocIndex, Path
+from storybuild.manifest.locations import LocIndex, Path
+from storybuild.manifest.yamlload import YamlDoc, load_yaml
 from storybuild.projectpaths import PathProblem, confine
-from storybuild.yamlload import YamlDoc, load_yaml
 
 ID_MAPS = ("characters", "assets", "workflows")
 LISTS = ("scenes", "exports", "steps")

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from storybuild.errors import Diagnostic, SourceLoc
-from storybuild.locations import LocIndex, Path, Pos
+from storybuild.manifest.locations import LocIndex, Path, Pos
 
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 100_000  # nodes that alias expansion may add to one file, in total

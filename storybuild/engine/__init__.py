@@ -1,0 +1,1 @@
+"""The engine layer: session, full build, scheduler, action runner, recorder."""

@@ -1,0 +1,1 @@
+"""The planning layer: model → actions → graph; targets; the pure decision of what runs, with reasons."""

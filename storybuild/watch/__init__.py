@@ -1,0 +1,1 @@
+"""Watch mode: rebuild as sources change, with the live preview."""
