@@ -29,8 +29,8 @@ from storybuild.backends.comfyui.client import ComfyClient  # noqa: E402
 from storybuild.backends.comfyui.farm import Farm  # noqa: E402
 from storybuild.backends.comfyui.jobrecords import stats  # noqa: E402
 from storybuild.backends.comfyui.jobrunner import Job, Worker  # noqa: E402
+from storybuild.backends.comfyui.settings import ComfyServer  # noqa: E402
 from storybuild.backends.comfyui.workflow import bind  # noqa: E402
-from storybuild.model import ComfyServer  # noqa: E402
 
 SPEEDS = (1.0, 1.0, 4.0)
 STEPS = 20

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing; PYTHONPATH still wins
     sys.path.append(str(ROOT))
 
-from storybuild.backends.base import ActionContext  # noqa: E402
+from storybuild.backends.contract import ActionContext  # noqa: E402
 from storybuild.backends.embedded import assemble, ffmpeg  # noqa: E402
 
 FPS, W, H, RATE = 24, 640, 360, 48000

@@ -52,6 +52,15 @@ class PictureSource(str, Enum):
     FILE = "file"  # a provided video file
 
 
+# The capability a generative picture needs of the backend that makes it. Without such a
+# backend configured these sources are drawn as the 3D animatic of the shot.
+GENERATIVE_CAPABILITY: Mapping[str, str] = {
+    "keyframe": "text_to_image",
+    "image_to_video": "image_to_video",
+    "text_to_video": "text_to_video",
+}
+
+
 class TransitionType(str, Enum):
     CUT = "cut"
     CROSSFADE = "crossfade"
@@ -64,12 +73,6 @@ class Reverb(str, Enum):
     ROOM = "room"
     HALL = "hall"
     OUTDOOR = "outdoor"
-
-
-class LipsyncMethod(str, Enum):
-    EMBEDDED = "embedded"  # 2D mouth shapes from phoneme timings drawn by the embedded renderer
-    COMFYUI = "comfyui"  # a lipsync workflow (Wav2Lip, LatentSync, SadTalker) on ComfyUI
-    NONE = "none"
 
 
 class AssetKind(str, Enum):
@@ -163,13 +166,13 @@ class Prosody:
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str = "espeak"  # espeak | comfyui
+    engine: str = ""  # the backend that speaks (tts); "" for the default (backends.contract.DEFAULT_SPEECH)
     name: str = "en-us"
     rate: int = 165  # words per minute
-    pitch: int = 50  # espeak 0..99
+    pitch: int = 50  # 0..99, 50 neutral
     volume: float = 1.0
     emotions: Mapping[str, Prosody] = field(default_factory=dict)
-    workflow: str | None = None  # for engine comfyui
+    workflow: str | None = None  # for engines that run workflows
     path: str = ""
 
 
@@ -254,7 +257,7 @@ class KenBurns:
 @dataclass(frozen=True)
 class Picture:
     source: PictureSource = PictureSource.RENDER3D
-    backend: str = "embedded"  # embedded | comfyui
+    backend: str = "auto"  # auto, or the backend that makes a generative picture
     workflow: str | None = None  # a workflow id; None → routed by capability
     image: str | None = None  # image/video asset id for still, image_to_video, file
     params: Mapping[str, Any] = field(default_factory=dict)  # steps, cfg, seed, width, height, sampler, frames, controlnet, loras…
@@ -297,7 +300,7 @@ class Shot:
     picture: Picture = Picture()
     dialogue: tuple[Line, ...] = ()
     sfx: tuple[SfxCue, ...] = ()
-    lipsync: LipsyncMethod = LipsyncMethod.EMBEDDED
+    lipsync: str = ""  # "none", or the backend that makes mouths (shapes, a workflow); "" for the default
     lipsync_workflow: str | None = None
     takes: int = 1
     take: int = 1  # the chosen take (1-based)
@@ -390,23 +393,6 @@ class Step:
 
 
 @dataclass(frozen=True)
-class ComfyServer:
-    url: str
-    concurrency: int = 1
-    capabilities: tuple[str, ...] = ()  # empty → any
-    models: tuple[str, ...] = ()  # empty → any
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class ComfyConfig:
-    servers: tuple[ComfyServer, ...] = ()
-    object_info: str | None = None  # a cached object_info dump (project-relative)
-    timeout: float = 600.0
-    poll_interval: float = 0.5
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 4
     backoff: float = 0.5  # seconds before the 2nd attempt; doubles, with jitter
@@ -415,7 +401,9 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Backends:
-    comfyui: ComfyConfig = ComfyConfig()
+    """The `backends` section: retries, limits, and each backend's own settings as written."""
+
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # backend name → its section
     retry: RetryPolicy = RetryPolicy()
     limits: Mapping[str, int] = field(default_factory=dict)  # backend name → max concurrent actions
 
@@ -493,7 +481,7 @@ class Action:
 
     id: str  # e.g. "speech/harbor-01/0", "shot/harbor-01", "mix/harbor", "film"
     kind: str  # speech | visemes | layout | shot | keyframe | clip | lipsync | mix | scene | sound | film | export | step
-    backend: str  # registry name, e.g. "espeak", "embedded", "comfyui", "command"
+    backend: str  # a name in the backend registry (backends/contract.py)
     params: Mapping[str, Any]
     inputs: tuple[Input, ...] = ()
     outputs: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import soundfile as sf
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import ffmpeg
 
 FPS = 24

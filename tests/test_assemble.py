@@ -44,10 +44,6 @@ def _film_params(transitions: dict[str, dict]) -> dict:
     return film_params(SCENES, transitions)
 
 
-def _film_inputs(inputs: dict[str, Path]) -> dict[str, Path]:
-    return film_inputs(inputs)
-
-
 def test_scene_joins_shots_with_its_mix(built):
     _tmp, inputs = built
     info = ffmpeg.probe(inputs["scene:dock"])

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from engine_project import film_steps, session, tree, write_project
-from storybuild.backends import base
+from storybuild.backends import contract as base
 from storybuild.errors import BackendError, TransientError
 from storybuild.hashing import digest_file
 from storybuild.model import Action, Input, FileInput

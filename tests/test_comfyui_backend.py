@@ -15,14 +15,14 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(__file__))
 from comfyui_server import FakeComfyUI  # noqa: E402
 
-from storybuild.backends.base import ActionContext  # noqa: E402
 from storybuild.backends.comfyui import registry  # noqa: E402
+from storybuild.backends.contract import ActionContext  # noqa: E402
 from storybuild.backends.comfyui.backend import (ComfyUIBackend, add_recorder, close_farms,  # noqa: E402
                                                  remove_recorder)
 from storybuild.backends.comfyui.expansion import resolve_workflow  # noqa: E402
 from storybuild.backends.embedded.ffmpeg import count_frames, encode_frames, probe  # noqa: E402
 from storybuild.errors import BackendError, Cancelled  # noqa: E402
-from storybuild.model import Backends, ComfyConfig, ComfyServer, Manifest, Project  # noqa: E402
+from storybuild.model import Backends, Manifest, Project  # noqa: E402
 
 ALL_MODELS: dict[str, list[str]] = {}
 for _template in registry.templates().values():
@@ -44,7 +44,7 @@ def server(tmp_path_factory):
 def manifest(server, tmp_path):
     return Manifest(root=str(tmp_path), file="storybuild.yaml", files=("storybuild.yaml",), version=1,
                     project=Project("test"), presets={}, characters={}, assets={}, scenes=(), workflows={},
-                    exports=(), steps=(), backends=Backends(comfyui=ComfyConfig(servers=(ComfyServer(server.url),))))
+                    exports=(), steps=(), backends=Backends(settings={"comfyui": {"servers": [{"url": server.url}]}}))
 
 
 def tone(seconds: float, rate: int, pitch: float = 220.0) -> np.ndarray:

@@ -19,9 +19,9 @@ from storybuild.backends.comfyui.client import ComfyClient  # noqa: E402
 from storybuild.backends.comfyui.farm import Farm  # noqa: E402
 from storybuild.backends.comfyui.jobrecords import JobRecord, stats  # noqa: E402
 from storybuild.backends.comfyui.jobrunner import Job, Worker  # noqa: E402
+from storybuild.backends.comfyui.settings import ComfyServer  # noqa: E402
 from storybuild.backends.comfyui.workflow import bind  # noqa: E402
 from storybuild.errors import BackendError, Cancelled, TransientError  # noqa: E402
-from storybuild.model import ComfyServer  # noqa: E402
 
 SDXL = registry.get("sdxl_text_to_image")
 MODELS = {folder: list(names) for folder, names in SDXL.models.items()}

@@ -15,7 +15,7 @@ from comfyui_server import FakeComfyUI  # noqa: E402
 from storybuild.backends.comfyui.commands import list_models, validate_workflows  # noqa: E402
 from storybuild.backends.comfyui.expansion import resolve_workflow  # noqa: E402
 from storybuild.errors import ManifestError, SourceLoc  # noqa: E402
-from storybuild.model import (Backends, Binding, ComfyConfig, ComfyServer, Manifest, Project,  # noqa: E402
+from storybuild.model import (Backends, Binding, Manifest, Project,  # noqa: E402
                               Workflow)
 
 WF_LOC = SourceLoc("storybuild.yaml", 60, 5)
@@ -25,9 +25,9 @@ def make_manifest(root, workflows=(), servers=("http://127.0.0.1:9",), object_in
     return Manifest(root=str(root), file="storybuild.yaml", files=("storybuild.yaml",), version=1,
                     project=Project("test", seed=3), presets={}, characters={}, assets={}, scenes=(),
                     workflows={w.id: w for w in workflows}, exports=(), steps=(),
-                    backends=Backends(comfyui=ComfyConfig(
-                        servers=tuple(ComfyServer(url, models=tuple(models)) for url in servers),
-                        object_info=object_info_path)))
+                    backends=Backends(settings={"comfyui": {
+                        "servers": [{"url": url, "models": list(models)} for url in servers],
+                        **({"object_info": object_info_path} if object_info_path else {})}}))
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from storybuild.backends.base import ActionContext, VERSIONS, get_backend
-from storybuild.backends.command import CommandBackend
+from storybuild.backends.command import VERSION
+from storybuild.backends.command.backend import CommandBackend
+from storybuild.backends.contract import ActionContext, get_backend
 from storybuild.errors import BackendError, Cancelled
 
 
@@ -22,7 +23,7 @@ def ctx(tmp_path, argv, outputs=(), env=None, cancel=None):
 
 def test_registered_with_its_declared_version():
     backend = get_backend("command")
-    assert isinstance(backend, CommandBackend) and backend.version == VERSIONS["command"]
+    assert isinstance(backend, CommandBackend) and backend.version == VERSION
     assert backend.config_key("step", {}, {}) is None
 
 

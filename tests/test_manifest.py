@@ -11,7 +11,7 @@ import pytest
 from storybuild.errors import ManifestError, Severity
 from storybuild.manifest.load import check_manifest, load_manifest
 from storybuild.model import (
-    AssetKind, Easing, LipsyncMethod, MoveType, PictureSource, Prosody, Reverb, TransitionType,
+    AssetKind, Easing, MoveType, PictureSource, Prosody, Reverb, TransitionType,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_demo_scenes_and_shots(demo) -> None:
     assert wide.camera.move.type is MoveType.DOLLY and wide.camera.look_at == (0.0, 1.2, -1.0)
     assert theo.camera.look_at == "theo" and theo.duration is None
     assert wide.picture.source is PictureSource.RENDER3D and wide.picture.backend == "auto"
-    assert theo.lipsync is LipsyncMethod.EMBEDDED
+    assert theo.lipsync == "embedded"
     keys = demo.scenes[1].shots[2].camera.keyframes
     assert [k.at for k in keys] == [0.0, 1.0] and keys[1].easing is Easing.EASE_IN_OUT
     line = theo.dialogue[0]
@@ -99,12 +99,12 @@ def test_everything_example_model() -> None:
     shots = {shot.id: shot for _, shot in m.shots()}
     keyframe = shots["workshop-keyframe"]
     assert keyframe.picture.params["controlnet"]["strength"] == 0.8 and (keyframe.takes, keyframe.take) == (3, 2)
-    assert shots["workshop-animated"].lipsync is LipsyncMethod.COMFYUI
+    assert shots["workshop-animated"].lipsync == "comfyui"
     assert shots["workshop-animated"].lipsync_workflow == "lipsync"
     assert shots["market-ada"].dialogue[1].text == "It is open every night, Ada."
     assert m.workflows["keyframe"].bindings[0].node == "Positive"
     assert m.steps[0].argv[0] == "python" and m.steps[0].env == {"GRADE": "warm"}
-    assert m.backends.comfyui.servers[0].url == "http://127.0.0.1:8188"
+    assert m.backends.settings["comfyui"]["servers"][0]["url"] == "http://127.0.0.1:8188"
     assert m.backends.retry.max_attempts == 3 and m.backends.limits == {"espeak": 4, "comfyui": 2}
     assert [e.id for e in m.exports] == ["web", "social", "square", "master"]
 

@@ -190,7 +190,7 @@ def test_committed_lock_matches_the_demo_plan(tmp_path):
                          f"(backend {action.backend} version {static.version}, config "
                          f"{json.dumps(static.config, sort_keys=True, default=str)})")
     # An action listed here has the lock's inputs, so its own part changed: the manifest, a
-    # backend's VERSIONS entry or its config (the espeak backend's holds the espeakng-loader
+    # backend's VERSION or its config (the espeak backend's holds the espeakng-loader
     # release installed, so another release re-keys every line and what follows from it).
     assert not wrong, ("storybuild.lock does not match the demo: rebuild it (`storybuild build` in the repo "
                        "root) and commit the new lock. Keys that differ:\n  " + "\n  ".join(wrong))

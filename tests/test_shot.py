@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import ffmpeg
 from storybuild.backends.embedded.conform import conformed_frames
 from storybuild.backends.embedded.painters import Render3DPainter

@@ -15,10 +15,10 @@ import importlib.metadata
 import pytest
 import soundfile
 
-from storybuild.backends.base import ActionContext, get_backend
+from storybuild.backends.contract import ActionContext, get_backend
 from storybuild.backends.embedded import speech_audio, speech_timing
-from storybuild.backends.embedded import speech
-from storybuild.backends.embedded.speech import EspeakBackend, call_worker, list_voices, voice_settings
+from storybuild.backends.espeak import backend as speech
+from storybuild.backends.espeak.backend import EspeakBackend, call_worker, list_voices, voice_settings
 from storybuild.errors import BackendError, Cancelled, TransientError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,7 +308,7 @@ def test_breathy_voices_do_not_depend_on_the_clock():
     """espeak-ng seeds its noise from time(NULL); the worker reseeds it, so variants repeat."""
     import time
 
-    from storybuild.backends.embedded.speech import call_worker
+    from storybuild.backends.espeak.backend import call_worker
 
     request = {"op": "synth", "text": "Mama made a pie.", "voice": "en-us+f3", "rate": 170, "pitch": 50,
                "volume": 100}

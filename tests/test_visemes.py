@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import rhubarb
 from storybuild.backends.embedded.rhubarb import MouthCue
-from storybuild.backends.embedded.speech import EspeakBackend
 from storybuild.backends.embedded.viseme_rules import SHAPES, phones_for
+from storybuild.backends.espeak.backend import EspeakBackend
 from storybuild.backends.embedded.visemes import (
     MIN_CUE_CS, cues_from_phonemes, enforce_min_length, load_cues, mouth_at, run_visemes,
 )

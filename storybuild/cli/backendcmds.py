@@ -39,7 +39,9 @@ def backend_problems(manifest) -> list:
     except ManifestError as err:  # an unknown workflow, a binding to a missing node…
         problems += err.diagnostics
         actions = []
-    comfy = manifest.backends.comfyui
+    from storybuild.backends.comfyui import settings
+
+    comfy = settings.of(manifest)
     if not comfy.servers and not comfy.object_info:
         if manifest.workflows:
             problems.append(Diagnostic(
@@ -69,7 +71,7 @@ def models(path: str | None, json_mode: bool) -> None:
     from storybuild.engine.session import default_loader
 
     manifest = default_loader(_manifest_file(path))
-    settings = read_config(manifest.backends.comfyui)
+    settings = read_config(manifest.backends.settings.get("comfyui"))
     if not settings.get("servers"):
         raise UsageError("no ComfyUI servers are configured", manifest.loc_of("backends"),
                          hint="list them under backends.comfyui.servers")

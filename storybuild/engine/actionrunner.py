@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from storybuild.backends.base import ActionContext, Backend, get_backend
+from storybuild.backends.contract import ActionContext, Backend, get_backend
 from storybuild.engine.scheduler import Job, Outcome
 from storybuild.errors import BackendError, StorybuildError
 from storybuild.hashing import digest_file
-from storybuild.model import Action, ActionInput, FileInput
+from storybuild.model import Action, FileInput
 from storybuild.store.cas import CAS
 from storybuild.store.state import ViewRecord
 from storybuild.store.view import View

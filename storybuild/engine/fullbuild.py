@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
+from storybuild.engine.options import BuildOptions
 from storybuild.engine.workspace import BuildResult, Workspace
 from storybuild.errors import DiagnosticList, SourceLoc
-from storybuild.events import Event, OnEvent
+from storybuild.events import Event
 from storybuild.hashing import FileHasher, digest_file, stat_of
-from storybuild.model import FileInput, Manifest, Quality
+from storybuild.model import Action, FileInput, Manifest, Quality
 from storybuild.planning.actiongraph import closure, statics as compute_statics
 from storybuild.planning.decision import Fresh, Plan, Previous, input_digests, plan
 from storybuild.store import lockfile, plancache, stamp, state
@@ -36,9 +38,9 @@ _NEVER = (-1, -1, -1)
 
 def _header(workspace: Workspace, quality: str) -> tuple:
     from storybuild import __version__
-    from storybuild.backends.base import VERSIONS
+    from storybuild.backends.contract import versions
 
-    return (plancache.CACHE_FORMAT, __version__, tuple(sorted(VERSIONS.items())), quality, workspace.manifest)
+    return (plancache.CACHE_FORMAT, __version__, versions(), quality, workspace.manifest)
 
 
 def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
@@ -68,14 +70,32 @@ def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
     return result
 
 
+@dataclass
+class _Decision:
+    """What deciding found and executing needs: the plan, its inputs, and the stores' view."""
+
+    cplan: CachedPlan
+    by_id: dict[str, Action]  # every planned action, not only this build's
+    selected: list[str]  # the targets, resolved to action ids
+    forced: frozenset[str]
+    plan: Plan
+    sources: dict[str, str | None]
+    hasher: FileHasher
+    lock: dict[str, LockEntry]
+    runs: Mapping[str, Any]  # each action's last run
+    cache: ActionCache
+
+
 class Engine:
     """One build through the full path."""
 
-    def __init__(self, workspace: Workspace, quality: str, scan: stamp.Scan = stamp.Scan(None, frozenset(), None)):
+    def __init__(self, workspace: Workspace, options: BuildOptions,
+                 scan: stamp.Scan = stamp.Scan(None, frozenset(), None)):
         self.workspace = workspace
+        self.options = options
         self.root = workspace.root
         self.store_dir = workspace.store_dir
-        self.quality = quality
+        self.quality = options.quality
         self.cas = CAS(os.path.join(self.store_dir, "cas"))
         self.view = View(self.root, self.cas)
         self.db: StateDB | None = None
@@ -92,9 +112,23 @@ class Engine:
             self.db.close()
             self.db = None
 
-    def run(self, targets: Sequence[str], *, jobs: int, keep_going: bool, force: bool, dry_run: bool,
-            on_event: OnEvent, cancel_event, explain: bool) -> BuildResult:
-        """Plan and (unless dry_run) execute the build of `targets`."""
+    def run(self, targets: Sequence[str]) -> BuildResult:
+        """Plan and (unless a dry run) execute the build of `targets`."""
+        options = self.options
+        decision = self._decide(targets)
+        result = BuildResult(steps=decision.plan.steps, up_to_date=len(decision.plan.fresh),
+                             dry_run=options.dry_run)
+        if options.explain or options.dry_run:
+            for step in decision.plan.steps:
+                options.on_event(Event("explain", step.action.id, step.action.kind,
+                                       {"reasons": [str(r) for r in step.reasons]}))
+        if options.dry_run:
+            return result
+        self._execute(decision, result)
+        return result
+
+    def _decide(self, targets: Sequence[str]) -> _Decision:
+        """Load the plan, hash the sources, read the stores, and decide what must run."""
         from storybuild.planning.targets import resolve
 
         cplan = load_plan(self.workspace, self.quality)
@@ -103,7 +137,7 @@ class Engine:
         selected = resolve(targets, list(by_id))
         self.closure = closure(selected, by_id)
         order = [a for a in cplan.order if a.id in self.closure]
-        forced = frozenset(selected if force else ())
+        forced = frozenset(selected if self.options.force else ())
         os.makedirs(self.store_dir, exist_ok=True)
         self.db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
         hasher = FileHasher(self.root, self.db.files())
@@ -119,17 +153,7 @@ class Engine:
         todo = [a for a in order if a.id not in known] if known else order
         decided = plan(todo, cplan.statics, sources, cache.get, previous, force=forced, failed=failures,
                        loc_of=self._loc_of(cplan), known=known)
-        result = BuildResult(steps=decided.steps, up_to_date=len(decided.fresh), dry_run=dry_run)
-        if explain or dry_run:
-            for step in decided.steps:
-                on_event(Event("explain", step.action.id, step.action.kind,
-                               {"reasons": [str(r) for r in step.reasons]}))
-        if dry_run:
-            return result
-        self._execute(cplan, by_id, order, decided, sources, hasher, lock, runs, cache, forced, result,
-                      jobs=jobs, keep_going=keep_going, on_event=on_event, cancel_event=cancel_event,
-                      selected=selected)
-        return result
+        return _Decision(cplan, by_id, selected, forced, decided, sources, hasher, lock, runs, cache)
 
     def _unaffected(self, cplan: CachedPlan, order, runs) -> dict[str, Fresh]:
         """Actions that cannot have changed, with their last results; {} when unsure.
@@ -202,7 +226,7 @@ class Engine:
         return loc_of
 
     def _limit(self, configured: dict[str, int]):
-        from storybuild.backends.base import get_backend
+        from storybuild.backends.contract import get_backend
 
         def limit(backend: str) -> int | None:
             """How many actions of `backend` may run at once (None: no limit)."""
@@ -213,57 +237,63 @@ class Engine:
 
         return limit
 
-    def _execute(self, cplan, by_id, order, decided: Plan, sources, hasher, lock, runs, cache, forced,
-                 result: BuildResult, *, jobs, keep_going, on_event, cancel_event, selected) -> None:
+    def _execute(self, decision: _Decision, result: BuildResult) -> None:
+        """Place what is fresh, run the steps, record the results and write the lock."""
         from storybuild.engine.actionrunner import ActionRunner
         from storybuild.engine.jobrecording import recording
         from storybuild.engine.recorder import BuildRecorder
         from storybuild.engine.scheduler import Executor
 
+        cplan, options = decision.cplan, self.options
         scratch = os.path.join(self.store_dir, "tmp")
         shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a killed build; we hold the lock
         os.makedirs(scratch)
         writer = StateWriter(self.db.path, before_commit=self.cas.sync)
         try:
-            build_id = self.db.start_build(selected, self.quality)
-            writer.put(state.put_file(p, h) for p, h in hasher.trusted().items())
+            build_id = self.db.start_build(decision.selected, self.quality)
+            writer.put(state.put_file(p, h) for p, h in decision.hasher.trusted().items())
             views = self._views
-            recorder = BuildRecorder(cache, writer, self.view, build_id, cplan.statics, views, cplan.placed,
-                                     self._intact)
-            made = {i: f.outputs for i, f in decided.fresh.items()}
-            for action_id, fresh in decided.fresh.items():
-                action = by_id[action_id]
-                prev = runs.get(action_id)
-                if recorder.up_to_date(action, fresh.key, input_digests(action, sources, made), fresh.outputs,
-                                       prev.key if prev else None):
-                    result.cached.append(action_id)
-                    on_event(Event("cached", action_id, action.kind, {"cutoff": False}))
-            result.up_to_date -= len(result.cached)
+            recorder = BuildRecorder(decision.cache, writer, self.view, build_id, cplan.statics, views,
+                                     cplan.placed, self._intact)
+            self._place_fresh(decision, recorder, result)
             runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views,
                                   cplan.placed, recorder.placed, cache_dir=os.path.join(self.store_dir, "cache"))
-            executor = Executor(runner, recorder, jobs=jobs, limits=self._limit(dict(cplan.limits)),
-                                retry=cplan.retry, keep_going=keep_going, cancel_event=cancel_event,
-                                on_event=on_event)
-            with recording(decided.steps, writer, build_id):  # ComfyUI job records, when ComfyUI steps run
-                done = executor.run(decided, cplan.statics, sources, forced)
+            executor = Executor(runner, recorder, jobs=options.jobs, limits=self._limit(dict(cplan.limits)),
+                                retry=cplan.retry, keep_going=options.keep_going,
+                                cancel_event=options.cancel_event, on_event=options.on_event)
+            with recording(decision.plan.steps, writer, build_id):  # ComfyUI job records, when ComfyUI steps run
+                done = executor.run(decision.plan, cplan.statics, decision.sources, decision.forced)
             result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
             result.cached += done.cached
             result.cancelled = done.cancelled
-            self._finish(by_id, lock, recorder, writer, build_id, result, cplan.placed)
+            self._finish(decision, recorder, writer, build_id, result)
         finally:
             writer.close()
-        self._entries = self._stamp_entries(cplan, by_id, recorder)
+        self._entries = self._stamp_entries(cplan, decision.by_id, recorder)
 
-    def _finish(self, by_id, lock, recorder, writer: StateWriter, build_id: int, result: BuildResult,
-                placed) -> None:
+    def _place_fresh(self, decision: _Decision, recorder, result: BuildResult) -> None:
+        """Make sure what needs no run is placed and recorded; count what that changed as cached."""
+        made = {i: f.outputs for i, f in decision.plan.fresh.items()}
+        for action_id, fresh in decision.plan.fresh.items():
+            action = decision.by_id[action_id]
+            prev = decision.runs.get(action_id)
+            if recorder.up_to_date(action, fresh.key, input_digests(action, decision.sources, made),
+                                   fresh.outputs, prev.key if prev else None):
+                result.cached.append(action_id)
+                self.options.on_event(Event("cached", action_id, action.kind, {"cutoff": False}))
+        result.up_to_date -= len(result.cached)
+
+    def _finish(self, decision: _Decision, recorder, writer: StateWriter, build_id: int,
+                result: BuildResult) -> None:
+        """Write the lock (full quality), prune build/ of vanished actions, close the build's record."""
         if self.quality == "full":  # the lock pins what the film is made of, not previews
-            entries = {i: e for i, e in lock.items() if i in by_id}
+            entries = {i: e for i, e in decision.lock.items() if i in decision.by_id}
             for action_id, (key, outputs) in recorder.results.items():
                 entries[action_id] = LockEntry(key, dict(outputs))
             lockfile.write(self.root, entries)
             st = stat_of(os.path.join(self.root, lockfile.LOCK_NAME))
             writer.put([state.put_meta("lock", repr(tuple(st)))])
-        live = {rel for pairs in placed.values() for _, rel in pairs}
+        live = {rel for pairs in decision.cplan.placed.values() for _, rel in pairs}
         dropped = self.view.prune(dict(recorder.views), live)
         for rel in dropped:
             recorder.views.pop(rel, None)
@@ -279,6 +309,12 @@ class Engine:
         st = stat_of(lock_path)
         if st is not None:
             entries.append((lockfile.LOCK_NAME, *st, digest_file(lock_path)))
+        from storybuild.backends.contract import source_files
+
+        for path in source_files({action.backend for action in cplan.order}):  # plug-ins: edited, upgraded
+            st = stat_of(path)
+            if st is not None:
+                entries.append((path, *st, ""))
         self._fixed = len(entries)
         known, fresh = self._hasher.known, self._hasher.fresh
         for rel in self._source_paths:

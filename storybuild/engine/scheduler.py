@@ -1,7 +1,9 @@
 """Run a plan: dependency order, in parallel, within limits, with retries and cancellation.
 
 The scheduling thread owns all decisions and emits every event; worker threads only run
-actions (through a Runner) and report back on a queue. Two seams keep this testable, as
+actions (through a Runner) and report back on a queue. Which step may start, and what a
+failure skips, is a ReadyQueue's to say (readyqueue.py, tested without threads); the
+Executor drives it, as ninja's Builder drives its Plan. Two seams keep this testable, as
 ninja's CommandRunner does: a `Runner` performs one action, and an `ExecStore` answers
 cache lookups and records results. Neither knows about scheduling.
 
@@ -12,7 +14,6 @@ served from it without running (early cut-off).
 
 from __future__ import annotations
 
-import heapq
 import queue
 import random
 import threading
@@ -20,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, NamedTuple, Protocol
 
-from storybuild.backends.base import ProgressFn
+from storybuild.backends.contract import ProgressFn
+from storybuild.engine.readyqueue import ReadyQueue
 from storybuild.errors import Cancelled, StorybuildError, TransientError
 from storybuild.events import Event, OnEvent
 from storybuild.hashing import action_key
@@ -96,6 +98,18 @@ class ExecResult:
     cancelled: bool = False
 
 
+@dataclass
+class _Run:
+    """One Executor.run in progress, as its scheduling thread sees it."""
+
+    ready: ReadyQueue
+    statics: Mapping[str, Static]
+    sources: Mapping[str, str | None]
+    forced: frozenset[str]
+    made: dict[str, Mapping[str, str]]  # action → its output digests, for its consumers' keys
+    result: ExecResult = field(default_factory=ExecResult)
+
+
 class _NotStarted(Exception):
     """A queued step that was not started because the build stopped after a failure."""
 
@@ -150,152 +164,100 @@ class Executor:
     def run(self, plan: Plan, statics: Mapping[str, Static], sources: Mapping[str, str | None],
             forced: frozenset[str] = frozenset()) -> ExecResult:
         """Run every step of `plan`; return what ran, what was cut off, failed or skipped."""
-        result = ExecResult()
-        made: dict[str, Mapping[str, str]] = {i: f.outputs for i, f in plan.fresh.items()}
-        steps = {s.action.id: s for s in plan.steps}
-        order = {s.action.id: n for n, s in enumerate(plan.steps)}
-        waiting = {i: sum(1 for d in s.action.deps() if d in steps) for i, s in steps.items()}
-        consumers: dict[str, list[str]] = {i: [] for i in steps}
-        for i, s in steps.items():
-            for dep in s.action.deps():
-                if dep in steps:
-                    consumers[dep].append(i)
-        ready = [(order[i], i) for i in steps if waiting[i] == 0]  # a heap: manifest order first
-        heapq.heapify(ready)
-        running: dict[str, int] = {}  # backend → actions in flight
-        making: dict[str, str] = {}  # key → the action in flight making it
-        twins: dict[str, list[str]] = {}  # key → actions waiting for the one making it
-        waited: set[str] = set()
-        in_flight = 0
-        stopping = False
+        # Up to `jobs` steps wait queued behind the `jobs` running ones, so a worker that
+        # finishes starts its next step at once instead of waiting for this thread to wake
+        # up; `jobs` worker threads still bound what runs at a time.
+        ready = ReadyQueue(plan.steps, capacity=2 * self.jobs, limit=self.limits, keep_going=self.keep_going)
+        state = _Run(ready, statics, sources, forced, {i: f.outputs for i, f in plan.fresh.items()})
         workers = [threading.Thread(target=self._worker, name=f"storybuild-worker-{n}", daemon=True)
-                   for n in range(min(self.jobs, max(1, len(steps))))]
+                   for n in range(min(self.jobs, max(1, len(ready.steps))))]
         for w in workers:
             w.start()
-        self.emit(Event("plan", data={"total": len(steps), "cached": len(plan.fresh),
+        self.emit(Event("plan", data={"total": len(ready.steps), "cached": len(plan.fresh),
                                       "steps": [s.action.id for s in plan.steps]}))
         prepare = getattr(self.runner, "prepare", None)  # optional: test runners need none
-        if prepare is not None and steps:
+        if prepare is not None and ready.steps:
             prepare([s.action for s in plan.steps], self.jobs)
-
-        def release(done_id: str) -> None:
-            """Make the consumers of a finished step ready once all their inputs are."""
-            for consumer in consumers[done_id]:
-                waiting[consumer] -= 1
-                if waiting[consumer] == 0:
-                    heapq.heappush(ready, (order[consumer], consumer))
-
-        def give_up(root: str) -> None:
-            """Skip everything downstream of a failed step (it never becomes ready)."""
-            stack = list(consumers[root])
-            while stack:
-                node = stack.pop()
-                if node not in skipped:
-                    skipped.add(node)
-                    self.emit(Event("skipped", node, steps[node].action.kind, {"because": root}))
-                    stack.extend(consumers[node])
-
-        skipped: set[str] = set()
         try:
             while True:
                 if self.cancel_event.is_set():
-                    stopping = True
-                if not stopping:
-                    held = []
-                    # Up to `jobs` steps wait queued behind the `jobs` running ones, so a worker
-                    # that finishes starts its next step at once instead of waiting for this
-                    # thread to wake up; `jobs` worker threads still bound what runs at a time.
-                    while ready and in_flight < 2 * self.jobs:
-                        node = heapq.heappop(ready)[1]
-                        if node in skipped:
-                            continue
-                        step = steps[node]
-                        backend = step.action.backend
-                        limit = self.limits(backend)
-                        if limit is not None and running.get(backend, 0) >= limit:
-                            held.append(node)
-                            continue
-                        digests = input_digests(step.action, sources, made)
-                        key = step.key or action_key(statics[node].digest, digests)
-                        result.keys[node] = key
-                        if node not in forced and key in making:
-                            # The same work is running for another action: wait for it
-                            # and take its result rather than make it twice.
-                            twins.setdefault(key, []).append(node)
-                            continue
-                        if (step.key is None or node in waited) and node not in forced:
-                            hit = self.store.lookup(key, node)
-                            if hit is not None and all(o in hit for o in step.action.outputs):
-                                made[node] = hit
-                                result.outputs[node] = hit
-                                result.cached.append(node)
-                                self.store.succeeded(step.action, key, digests, hit, ran=False,
-                                                     seconds=0.0, attempts=0, extra={})
-                                self.emit(Event("cached", node, step.action.kind, {"cutoff": True}))
-                                release(node)
-                                continue
-                        running[backend] = running.get(backend, 0) + 1
-                        in_flight += 1
-                        making[key] = node
-                        self._work.put((step, key, digests, self.jobs))
-                    for node in held:
-                        heapq.heappush(ready, (order[node], node))
-                if in_flight == 0 and (stopping or not ready):
+                    ready.stop()
+                self._start_ready(state)
+                if ready.done:
                     break
                 try:
                     message = self._done.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                kind = message[0]
-                if kind == "event":
+                if message[0] == "event":
                     self.emit(message[1])
-                    continue
-                _, step, key, digests, outcome, error, attempts, seconds = message
-                node = step.action.id
-                in_flight -= 1
-                running[step.action.backend] -= 1
-                if making.get(key) == node:
-                    del making[key]
-                for twin in twins.pop(key, ()):  # they look the result up, or run if it failed
-                    waited.add(twin)
-                    heapq.heappush(ready, (order[twin], twin))
-                if outcome is not None:
-                    made[node] = outcome.outputs
-                    result.outputs[node] = outcome.outputs
-                    result.ran.append(node)
-                    self.store.succeeded(step.action, key, digests, outcome.outputs, ran=True,
-                                         seconds=seconds, attempts=attempts, extra=outcome.extra)
-                    self.emit(Event("finished", node, step.action.kind,
-                                    {"seconds": round(seconds, 3), "attempts": attempts}))
-                    release(node)
-                elif isinstance(error, (Cancelled, _NotStarted)) or self.cancel_event.is_set():
-                    # Failures of actions interrupted by the cancellation are not theirs.
-                    skipped.add(node)
-                    because = "stopped" if isinstance(error, _NotStarted) else "cancelled"
-                    self.emit(Event("skipped", node, step.action.kind, {"because": because}))
                 else:
-                    text = describe(error)
-                    result.failed[node] = text
-                    self.store.failed(step.action, key, text, attempts)
-                    self.emit(Event("failed", node, step.action.kind, {"error": text, "attempts": attempts}))
-                    give_up(node)
-                    if not self.keep_going:
-                        stopping = True
-                        self._halt.set()  # queued steps must not start either
+                    self._ended(state, *message[1:])
         finally:
             for _ in workers:
                 self._work.put(None)
             for w in workers:
                 w.join()
-        result.cancelled = self.cancel_event.is_set()
-        finished = set(result.ran) | set(result.cached) | set(result.failed)
-        for node in steps:
-            if node not in finished and node not in skipped:
-                skipped.add(node)
-                self.emit(Event("skipped", node, steps[node].action.kind,
-                                {"because": "cancelled" if result.cancelled else "stopped"}))
-        result.skipped = [s.action.id for s in plan.steps if s.action.id in skipped]
-        return result
+        state.result.cancelled = self.cancel_event.is_set()
+        for node in ready.abandon():
+            self.emit(Event("skipped", node, ready.steps[node].action.kind,
+                            {"because": "cancelled" if state.result.cancelled else "stopped"}))
+        state.result.skipped = ready.skipped()
+        return state.result
+
+    def _start_ready(self, state: _Run) -> None:
+        """Hand the workers what may start now; serve from the cache what is there."""
+        result = state.result
+        while (step := state.ready.find_work()) is not None:
+            node = step.action.id
+            digests = input_digests(step.action, state.sources, state.made)
+            key = step.key or action_key(state.statics[node].digest, digests)
+            result.keys[node] = key
+            if node not in state.forced and state.ready.maker(key) is not None:
+                # The same work is running for another action: wait for it and take its
+                # result rather than make it twice.
+                state.ready.wait_for(node, key)
+                continue
+            if (step.key is None or state.ready.waited(node)) and node not in state.forced:
+                hit = self.store.lookup(key, node)
+                if hit is not None and all(o in hit for o in step.action.outputs):
+                    state.made[node] = hit
+                    result.outputs[node] = hit
+                    result.cached.append(node)
+                    self.store.succeeded(step.action, key, digests, hit, ran=False,
+                                         seconds=0.0, attempts=0, extra={})
+                    self.emit(Event("cached", node, step.action.kind, {"cutoff": True}))
+                    state.ready.finished(node)
+                    continue
+            state.ready.started(node, key)
+            self._work.put((step, key, digests, self.jobs))
+
+    def _ended(self, state: _Run, step: Step, key: str, digests: Mapping[str, str], outcome: Outcome | None,
+               error: BaseException | None, attempts: int, seconds: float) -> None:
+        """Take in how a step handed to the workers ended."""
+        node, kind = step.action.id, step.action.kind
+        if outcome is not None:
+            state.made[node] = outcome.outputs
+            state.result.outputs[node] = outcome.outputs
+            state.result.ran.append(node)
+            self.store.succeeded(step.action, key, digests, outcome.outputs, ran=True,
+                                 seconds=seconds, attempts=attempts, extra=outcome.extra)
+            self.emit(Event("finished", node, kind, {"seconds": round(seconds, 3), "attempts": attempts}))
+            state.ready.finished(node)
+        elif isinstance(error, (Cancelled, _NotStarted)) or self.cancel_event.is_set():
+            # Failures of actions interrupted by the cancellation are not theirs.
+            state.ready.cancelled(node)
+            because = "stopped" if isinstance(error, _NotStarted) else "cancelled"
+            self.emit(Event("skipped", node, kind, {"because": because}))
+        else:
+            text = describe(error)
+            state.result.failed[node] = text
+            self.store.failed(step.action, key, text, attempts)
+            self.emit(Event("failed", node, kind, {"error": text, "attempts": attempts}))
+            for skipped in state.ready.failed(node):  # downstream of it: none of them can run
+                self.emit(Event("skipped", skipped, state.ready.steps[skipped].action.kind, {"because": node}))
+            if not self.keep_going:
+                self._halt.set()  # queued steps must not start either
 
     # ------------------------------------------------------------------ worker threads
 

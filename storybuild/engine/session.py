@@ -18,8 +18,9 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
 
+from storybuild.engine.options import BuildOptions
 from storybuild.engine.workspace import BuildResult, Workspace
-from storybuild.events import Event, OnEvent, ignore
+from storybuild.events import Event, OnEvent
 from storybuild.projectpaths import STORE_DIR
 from storybuild.store import stamp
 from storybuild.store.projectlock import ProjectLock
@@ -55,25 +56,24 @@ class Session:
               on_event: OnEvent | None = None, cancel_event: threading.Event | None = None,
               wait: bool = True, explain: bool = False) -> BuildResult:
         """Bring `targets` (patterns; all actions when empty) up to date."""
-        on_event = on_event or ignore
         began = time.monotonic()
-        quality = getattr(quality, "value", quality)
-        request = self._request(quality, targets)
-        if dry_run:
-            return self._slow(targets, request, jobs, keep_going, force, True, quality, on_event,
-                              cancel_event, explain, began, stamp.Scan(None, frozenset(), None))
-        lock = ProjectLock(self.store_dir, wait=wait, what="build",
-                           on_wait=lambda holder: on_event(Event("wait", data={"holder": holder})))
+        options = BuildOptions.of(jobs=jobs, keep_going=keep_going, force=force, dry_run=dry_run,
+                                  quality=quality, on_event=on_event, cancel_event=cancel_event,
+                                  wait=wait, explain=explain)
+        request = self._request(options.quality, targets)
+        if options.dry_run:
+            return self._slow(targets, request, options, began, stamp.Scan(None, frozenset(), None))
+        lock = ProjectLock(self.store_dir, wait=options.wait, what="build",
+                           on_wait=lambda holder: options.on_event(Event("wait", data={"holder": holder})))
         with lock:
             scan = stamp.Scan(None, frozenset(), None)
-            if not force and not explain:
+            if not options.force and not options.explain:
                 scan = stamp.scan(self.root, self.store_dir, request)
                 if scan.up_to_date is not None:
                     result = BuildResult(up_to_date=scan.up_to_date, seconds=time.monotonic() - began)
-                    on_event(Event("summary", data=result.summary()))
+                    options.on_event(Event("summary", data=result.summary()))
                     return result
-            return self._slow(targets, request, jobs, keep_going, force, False, quality, on_event,
-                              cancel_event, explain, began, scan)
+            return self._slow(targets, request, options, began, scan)
 
     def plan(self, targets: Sequence[str] = (), *, quality: str = "full", force: bool = False) -> BuildResult:
         """What a build would run and why (a dry run)."""
@@ -125,28 +125,27 @@ class Session:
 
     def _request(self, quality: str, targets: Iterable[str]) -> tuple:
         from storybuild import __version__
-        from storybuild.backends.base import VERSIONS  # a backend version bump is a change
+        from storybuild.backends.contract import builtin_versions  # a backend version bump is a change
 
-        return (__version__, tuple(sorted(VERSIONS.items())), quality, self.manifest, tuple(sorted(set(targets))))
+        return (__version__, builtin_versions(), quality, self.manifest, tuple(sorted(set(targets))))
 
-    def _slow(self, targets, request, jobs, keep_going, force, dry_run, quality, on_event, cancel_event,
-              explain, began, scan: stamp.Scan) -> BuildResult:
+    def _slow(self, targets: Sequence[str], request: tuple, options: BuildOptions, began: float,
+              scan: stamp.Scan) -> BuildResult:
+        """The full path: plan, run and record (the stamp said something may have changed)."""
         from storybuild.engine.fullbuild import Engine
 
-        if not dry_run:
+        if not options.dry_run:
             stamp.remove(self.store_dir)  # before anything changes: a stamp must never lie
-        engine = Engine(self.workspace, quality, scan)
+        engine = Engine(self.workspace, options, scan)
         try:
-            result = engine.run(targets, jobs=jobs or os.cpu_count() or 1, keep_going=keep_going,
-                                force=force, dry_run=dry_run, on_event=on_event,
-                                cancel_event=cancel_event or threading.Event(), explain=explain)
-            if not dry_run and result.ok and not result.skipped:
+            result = engine.run(targets)
+            if not options.dry_run and result.ok and not result.skipped:
                 stamp.write(self.store_dir, request, len(engine.closure), *engine.stamp_entries())
         finally:
             engine.close()
         result.seconds = time.monotonic() - began
-        if not dry_run:
-            on_event(Event("summary", data=result.summary()))
+        if not options.dry_run:
+            options.on_event(Event("summary", data=result.summary()))
         return result
 
     # ------------------------------------------------------------------ inspecting

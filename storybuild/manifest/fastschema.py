@@ -16,7 +16,7 @@ from typing import Any, Callable
 Check = Callable[[Any], bool]
 
 # Keywords that never affect validity.
-_ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "examples", "default"}
+_ANNOTATIONS = {"$schema", "$id", "$defs", "$comment", "title", "description", "examples", "default"}
 
 
 class UnsupportedSchema(ValueError):

@@ -11,10 +11,11 @@ from __future__ import annotations
 import posixpath
 from typing import Any, Mapping
 
+from storybuild.backends.contract import DEFAULT_MOUTHS, DEFAULT_SPEECH
 from storybuild.manifest.locations import LocIndex, LocTable, Path, dotted
 from storybuild.model import (
-    Asset, AssetKind, AudioCue, Backends, Binding, Camera, CameraKey, Character, ComfyConfig, ComfyServer,
-    Easing, Export, KenBurns, Line, LipsyncMethod, Look, Manifest, Move, MoveType, Picture, PictureSource,
+    Asset, AssetKind, AudioCue, Backends, Binding, Camera, CameraKey, Character,
+    Easing, Export, KenBurns, Line, Look, Manifest, Move, MoveType, Picture, PictureSource,
     Placement, Preset, Preview, Project, Prosody, Reframe, RenderLook, RetryPolicy, Reverb, Scene, SfxCue,
     Shot, Step, Transition, TransitionType, Voice, Workflow,
 )
@@ -90,7 +91,7 @@ class ModelBuilder:
         personality = c.get("personality", {})
         v = c.get("voice", {})
         voice = Voice(
-            engine=v.get("engine", "espeak"), name=v.get("name", "en-us"), rate=int(v.get("rate", 165)),
+            engine=v.get("engine", DEFAULT_SPEECH), name=v.get("name", "en-us"), rate=int(v.get("rate", 165)),
             pitch=int(v.get("pitch", 50)), volume=float(v.get("volume", 1.0)),
             emotions={name: Prosody(float(e.get("rate", 1.0)), float(e.get("pitch", 0.0)), float(e.get("volume", 1.0)))
                       for name, e in v.get("emotions", {}).items()},
@@ -142,7 +143,7 @@ class ModelBuilder:
 
     def shot(self, path: Path, s: dict) -> Shot:
         """One shot."""
-        lipsync = s.get("lipsync", "embedded")
+        lipsync = s.get("lipsync", DEFAULT_MOUTHS)
         method, workflow = (lipsync, None) if isinstance(lipsync, str) else (lipsync["method"], lipsync.get("workflow"))
         duration = s.get("duration")
         return Shot(
@@ -157,7 +158,7 @@ class ModelBuilder:
             dialogue=tuple(self.line(path + ("dialogue", i), line) for i, line in enumerate(s.get("dialogue", []))),
             sfx=tuple(SfxCue(c["asset"], float(c.get("at", 0.0)), float(c.get("volume", 1.0)),
                              self.loc(path + ("sfx", i))) for i, c in enumerate(s.get("sfx", []))),
-            lipsync=LipsyncMethod(method), lipsync_workflow=workflow,
+            lipsync=method, lipsync_workflow=workflow,
             takes=int(s.get("takes", 1)), take=int(s.get("take", 1)), captions=bool(s.get("captions", False)),
             loc=self.loc(path), path=dotted(path))
 
@@ -227,17 +228,9 @@ class ModelBuilder:
 
     def backends(self, b: dict) -> Backends:
         """The `backends` section (defaults when absent)."""
-        comfy, retry = b.get("comfyui", {}), b.get("retry", {})
-        servers = tuple(
-            ComfyServer(url=s["url"].rstrip("/"), concurrency=int(s.get("concurrency", 1)),
-                        capabilities=tuple(s.get("capabilities", ())), models=tuple(s.get("models", ())),
-                        weight=float(s.get("weight", 1.0)))
-            for s in comfy.get("servers", []))
-        object_info = comfy.get("object_info")
+        retry = b.get("retry", {})
         return Backends(
-            comfyui=ComfyConfig(servers=servers, object_info=_norm(object_info) if object_info else None,
-                                timeout=float(comfy.get("timeout", 600.0)),
-                                poll_interval=float(comfy.get("poll_interval", 0.5))),
+            settings={name: section for name, section in b.items() if name not in ("retry", "limits")},
             retry=RetryPolicy(int(retry.get("max_attempts", 4)), float(retry.get("backoff", 0.5)),
                               float(retry.get("max_backoff", 30.0))),
             limits={k: int(v) for k, v in b.get("limits", {}).items()})

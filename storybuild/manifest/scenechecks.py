@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from storybuild.backends.contract import generative_backend, installed
+from storybuild.errors import Diagnostic
 from storybuild.manifest.checks import CrossChecker, as_dict, as_list, as_str, did_you_mean
 from storybuild.manifest.locations import Path
 
 _AUDIO_KINDS = {"ambience": ("ambience", "audio"), "music": ("music", "audio")}
-_GENERATIVE = ("keyframe", "image_to_video", "text_to_video")
 
 
 def check_scenes(c: CrossChecker) -> None:
     """Check every scene and shot of the document."""
     scene_ids: dict[str, Any] = {}
     shot_ids: dict[str, Any] = {}
-    has_servers = bool(as_list(as_dict(as_dict(c.doc.get("backends")).get("comfyui")).get("servers")))
+    sections = as_dict(c.doc.get("backends"))
     for index, scene in enumerate(as_list(c.doc.get("scenes"))):
         scene = as_dict(scene)
         path: Path = ("scenes", index)
@@ -34,7 +35,7 @@ def check_scenes(c: CrossChecker) -> None:
         for n, shot in enumerate(as_list(scene.get("shots"))):
             shot_path = path + ("shots", n)
             c.unique_id(shot_ids, shot_path, as_dict(shot), "shot")
-            _shot(c, shot_path, as_dict(shot), set_refs, has_servers)
+            _shot(c, shot_path, as_dict(shot), set_refs, sections)
 
 
 def _placements(c: CrossChecker, path: Path, items: Any, role: str) -> set[str]:
@@ -61,12 +62,12 @@ def _placements(c: CrossChecker, path: Path, items: Any, role: str) -> set[str]:
     return refs
 
 
-def _shot(c: CrossChecker, path: Path, shot: dict, set_refs: set[str], has_servers: bool) -> None:
+def _shot(c: CrossChecker, path: Path, shot: dict, set_refs: set[str], sections: dict) -> None:
     c.check_look(path + ("look",))
     cast = _placements(c, path + ("cast",), shot.get("cast"), "cast")
     props = _placements(c, path + ("props",), shot.get("props"), "props")
     _camera(c, path + ("camera",), as_dict(shot.get("camera")), cast | props | set_refs)
-    _picture(c, path + ("picture",), as_dict(shot.get("picture")), has_servers)
+    _picture(c, path + ("picture",), as_dict(shot.get("picture")), sections)
     lipsync = shot.get("lipsync")
     if isinstance(lipsync, dict) and "workflow" in lipsync:
         c.ref(path + ("lipsync", "workflow"), lipsync["workflow"], c.workflows, "workflow")
@@ -111,7 +112,7 @@ def _look_at(c: CrossChecker, path: Path, target: Any, placed: set[str]) -> None
                 did_you_mean(target, placed) or "look at someone in the shot, or at a point [x, y, z]", "look-at")
 
 
-def _picture(c: CrossChecker, path: Path, picture: dict, has_servers: bool) -> None:
+def _picture(c: CrossChecker, path: Path, picture: dict, sections: dict) -> None:
     source = picture.get("source", "render3d")
     if "workflow" in picture:
         c.ref(path + ("workflow",), picture["workflow"], c.workflows, "workflow")
@@ -131,11 +132,13 @@ def _picture(c: CrossChecker, path: Path, picture: dict, has_servers: bool) -> N
             c.error(path + ("params", "ipadapter", "character"),
                     f"character '{adapter['character']}' has no reference images for IP-Adapter",
                     "add `references:` (image assets) to the character", "reference")
-    # `auto` falls back to the embedded animatic without a server; an explicit `comfyui`
-    # would fail at build time, so say so now.
-    if picture.get("backend") == "comfyui" and not has_servers and source in _GENERATIVE:
-        c.error(path + ("backend",), f"a {source} picture on ComfyUI needs a server, and backends.comfyui.servers "
-                "is empty", "add a server under backends.comfyui.servers, or set backend: auto", "backend")
+    # `auto` falls back to the animatic when no backend can make the picture; a backend
+    # named outright that cannot, or is not set up, would fail at build time: say so now.
+    backend = picture.get("backend")
+    if isinstance(backend, str) and backend in installed():
+        chosen = generative_backend(sections, source, backend)
+        if isinstance(chosen, Diagnostic):
+            c.error(path + ("backend",), chosen.message, chosen.hint, chosen.code)
 
 
 def _line(c: CrossChecker, path: Path, line: dict, cast: set[str]) -> None:

@@ -152,13 +152,9 @@ def topological(actions: Sequence[Action]) -> list[Action]:
 
 def backend_config(manifest: Manifest, backend: str) -> Mapping[str, Any]:
     """The manifest's `backends.<name>` section for one backend (what ctx.config holds)."""
-    if backend == "comfyui":
-        from dataclasses import asdict
+    from storybuild.backends.contract import settings_of
 
-        return asdict(manifest.backends.comfyui)
-    section = manifest.raw.get("backends", {}) if isinstance(manifest.raw, Mapping) else {}
-    value = section.get(backend, {}) if isinstance(section, Mapping) else {}
-    return value if isinstance(value, Mapping) else {}
+    return settings_of(manifest.backends, backend)
 
 
 def closure(roots: Iterable[str], actions: Mapping[str, Action]) -> set[str]:
@@ -196,7 +192,7 @@ def statics(manifest: Manifest, actions: Sequence[Action]) -> dict[str, Static]:
     This asks each backend for its `config_key`, so it imports backend modules; the
     result is cached with the plan, keeping no-op and one-change builds off that path.
     """
-    from storybuild.backends.base import VERSIONS, get_backend
+    from storybuild.backends.contract import get_backend
 
     configs: dict[str, Mapping[str, Any]] = {}
     out: dict[str, Static] = {}
@@ -205,7 +201,7 @@ def statics(manifest: Manifest, actions: Sequence[Action]) -> dict[str, Static]:
         backend = get_backend(name)
         if name not in configs:
             configs[name] = backend_config(manifest, name)
-        version = VERSIONS.get(name) or str(backend.version)
+        version = str(backend.version)
         config = backend.config_key(action.kind, action.params, configs[name])
         try:
             digest = static_digest(action.kind, name, version, config, action.params)

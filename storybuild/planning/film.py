@@ -9,8 +9,12 @@ from, so a rebuild can be explained down to the line that changed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from storybuild.backends.contract import (
+    DEFAULT_PICTURE, DEFAULT_SPEECH, NO_LIPSYNC, SpeechRequest, generative_backend, get_backend,
+)
 from storybuild.errors import Diagnostic, ManifestError
 from storybuild.hashing import stable_seed
 from storybuild.model import (
@@ -20,7 +24,7 @@ from storybuild.model import (
     Character,
     FileInput,
     Input,
-    LipsyncMethod,
+    Look,
     Manifest,
     Picture,
     PictureSource,
@@ -32,7 +36,6 @@ from storybuild.model import (
 )
 
 STEMS = ("dialogue", "music", "sfx", "ambience")
-GENERATIVE = {PictureSource.KEYFRAME, PictureSource.IMAGE_TO_VIDEO, PictureSource.TEXT_TO_VIDEO}  # see generative.py
 FACE_HEIGHT = 1.45  # metres above a character's feet that a look-at aims for (scaled)
 
 # How emotions shift a voice unless the character's voice says otherwise.
@@ -71,8 +74,6 @@ class _Expander:
         self.actions: list[Action] = []
         self.layouts: dict[str, str] = {}  # shot id → its layout action
         self.problems: list[Diagnostic] = []
-        servers = manifest.backends.comfyui.servers
-        self.has_comfy = bool(servers)
 
     # ------------------------------------------------------------------ helpers
 
@@ -109,16 +110,14 @@ class _Expander:
             character = self.m.characters[line.character]
             voice = self.voice_params(character, line.emotion)
             speech_id = f"{self.pre}speech/{shot.id}/{index}"
-            if character.voice.engine == "comfyui":
-                from storybuild.planning.generative import comfy_params
-
-                params = comfy_params(self, "speech", "tts", character.voice.workflow, {"text": line.text, **voice},
-                                      line.loc, f"{shot.id}/{index}")
-                params["sample_rate"] = self.sample_rate
-                backend = "comfyui"
-            else:
-                params = {"text": line.text, "voice": voice, "sample_rate": self.sample_rate}
-                backend = "espeak"
+            backend = character.voice.engine or DEFAULT_SPEECH
+            request = SpeechRequest(line.text, voice, line.emotion, self.sample_rate, shot.id, index, line.loc,
+                                    self.m, character.voice.workflow)
+            try:
+                params = dict(get_backend(backend).plan_speech(request))
+            except ManifestError as err:
+                self.problems.extend(err.diagnostics)
+                params = {"text": line.text}
             params["emotion"] = line.emotion
             self.add(Action(
                 id=speech_id, kind="speech", backend=backend, params=params,
@@ -130,7 +129,7 @@ class _Expander:
                          "values": f"{line.path}.text"},
             ))
             visemes = None
-            if shot.lipsync is not LipsyncMethod.NONE:
+            if shot.lipsync != NO_LIPSYNC:
                 if line.lipsync:
                     source = self.asset_input("rhubarb", line.lipsync)
                 else:
@@ -225,15 +224,21 @@ class _Expander:
         }
 
     def picture_backend(self, picture: Picture) -> str:
-        if picture.source not in GENERATIVE:
-            return "embedded"
-        if picture.backend == "comfyui" or (picture.backend == "auto" and self.has_comfy):
-            if not self.has_comfy:
-                self.problems.append(Diagnostic(
-                    f"shot picture asks for ComfyUI ({picture.source.value}) but no server is configured",
-                    picture.loc, "add backends.comfyui.servers, or set picture.backend: auto to use the embedded animatic"))
-            return "comfyui"
-        return "embedded"
+        """Who makes a picture: a generative source's backend, else the animatic's (DEFAULT_PICTURE)."""
+        name = generative_backend(self.m.backends, picture.source.value, picture.backend)
+        if isinstance(name, Diagnostic):
+            self.problems.append(replace(name, loc=picture.loc))
+            return DEFAULT_PICTURE
+        return name
+
+    def prompt_for(self, shot: Shot, look: Look) -> tuple[str, str]:
+        """A generated shot's prompt and negative prompt, with the look's presets applied."""
+        from storybuild.manifest.templating import apply_presets
+
+        prompt, negative = apply_presets(shot.prompt, look, self.m.presets)
+        if shot.negative:
+            negative = ", ".join(x for x in (shot.negative, negative) if x)
+        return prompt, negative
 
     def shot_actions(self, scene: Scene, shot: Shot) -> str:
         lines = self.line_actions(shot)
@@ -254,10 +259,9 @@ class _Expander:
             inputs.append(self.asset_input("image", picture.image))
         if picture.source is PictureSource.FILE and picture.image:
             inputs.append(self.asset_input("clip", picture.image))
-        if self.picture_backend(picture) == "comfyui":
-            from storybuild.planning.generative import generative_actions
-
-            inputs.extend(generative_actions(self, shot, look, lines))
+        maker = self.picture_backend(picture)
+        if maker != DEFAULT_PICTURE:
+            inputs.extend(get_backend(maker).plan_picture(self, shot, look, lines))
         params = {
             "fps": self.fps, "width": self.width, "height": self.height, "quality": self.quality.value,
             "duration": shot.duration, "padding": shot.padding, "source": picture.source.value,

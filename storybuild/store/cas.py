@@ -23,6 +23,24 @@ from storybuild.hashing import digest_file
 _READ_ONLY = 0o444
 
 
+def partial_name(dest: str) -> str:
+    """The temp name an object is linked under before it is renamed to `dest`.
+
+    One fixed name per destination (builds of a project are serialised by its lock): a
+    build killed between the link and the rename leaves it, and the next placement of
+    `dest` removes it rather than leaving a stray file beside the output.
+    """
+    return f"{dest}.sb-partial"
+
+
+def discard_partial(dest: str) -> None:
+    """Remove what a killed placement of `dest` left (storybuild's own temp file), if anything."""
+    try:
+        os.unlink(partial_name(dest))
+    except FileNotFoundError:
+        pass
+
+
 class CAS:
     """A directory of read-only objects named by digest."""
 
@@ -144,7 +162,8 @@ class CAS:
         parent = os.path.dirname(dest) or "."
         if not os.path.isdir(parent):
             os.makedirs(parent, exist_ok=True)
-        tmp = f"{dest}.sb-{uuid.uuid4().hex[:12]}"
+        tmp = partial_name(dest)
+        discard_partial(dest)
         try:
             os.link(src, tmp)
         except OSError as exc:

@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 from storybuild.errors import StorybuildError
 from storybuild.hashing import stat_of
 from storybuild.projectpaths import BUILD_DIR
-from storybuild.store.cas import CAS
+from storybuild.store.cas import CAS, discard_partial
 from storybuild.store.state import ViewRecord
 
 
@@ -56,6 +56,7 @@ class View:
             if old is not None and st is not None and old.digest == digest and old.stat == st and old.action == action:
                 continue
             if st is None or old is None or old.digest != digest or old.stat != st:
+                discard_partial(path)
                 if not self._is_object(st, digest):
                     self.cas.link_to(digest, path)
                     st = stat_of(path)

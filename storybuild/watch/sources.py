@@ -1,7 +1,7 @@
 """Which files a watch follows, whether a file system event matters, and whether it changed.
 
 The set comes from the last manifest that loaded: its files (root and includes), every
-asset's path, every workflow file, custom steps' inputs and the ComfyUI object_info dump,
+asset's path, every workflow file, custom steps' inputs and the files backends' settings name,
 plus the project's templates/ folder. It is recomputed after each load, so a file the
 manifest starts referring to is followed from the next rebuild on.
 
@@ -35,8 +35,12 @@ def referenced_files(manifest: Manifest) -> set[str]:
     # A step's outputs are written by the build itself: following them would make every
     # build that runs a step look like an edit.
     rels -= produced
-    if manifest.backends.comfyui.object_info:
-        rels.add(manifest.backends.comfyui.object_info)
+    from storybuild.backends.contract import get_backend, settings_of
+
+    for name in manifest.backends.settings:
+        watched = getattr(get_backend(name), "watched_files", None)
+        if watched is not None:
+            rels.update(watched(settings_of(manifest.backends, name)))
     return {rel for rel in rels if rel}
 
 

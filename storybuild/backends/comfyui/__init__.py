@@ -12,3 +12,20 @@
 
 Nothing here imports requests or websocket-client until a server is actually used.
 """
+
+NAME = "comfyui"
+VERSION = "1"
+BACKEND = "storybuild.backends.comfyui.backend:ComfyUIBackend"
+CAPABILITIES = frozenset({"text_to_image", "image_to_image", "image_to_video", "text_to_video", "inpaint",
+                          "video_alpha", "upscale", "interpolate", "lipsync", "tts"})
+VOICE_SCHEMA = {"required": ["workflow"]}  # a voice on ComfyUI is a text-to-speech workflow
+
+
+def __getattr__(name: str):
+    # The settings schema (backends.comfyui) is read only when a schema is published.
+    if name == "CONFIG_SCHEMA":
+        import json
+        from importlib import resources
+
+        return json.loads(resources.files(__name__).joinpath("config.schema.json").read_text("utf-8"))
+    raise AttributeError(name)

@@ -17,11 +17,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from storybuild.backends.base import VERSIONS, ActionContext
+from storybuild.backends.comfyui import CAPABILITIES, NAME, VERSION, settings
 from storybuild.backends.comfyui.jobrecords import JobRecord
+from storybuild.backends.comfyui.settings import ComfyServer
 from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, bind, lookup, parse_loc
+from storybuild.backends.contract import ActionContext, SpeechRequest
 from storybuild.errors import BackendError, ManifestError
-from storybuild.model import ComfyServer
 
 OUTPUTS = {"keyframe": "keyframe.png", "clip": "clip.mp4", "lipsync": "lipsync.mp4", "speech": "line.wav"}
 
@@ -49,25 +50,13 @@ def _record(record: JobRecord) -> None:
 
 
 def read_config(config: Any) -> dict[str, Any]:
-    """backends.comfyui as a plain dict, from a dict or a model.ComfyConfig."""
-    if dataclasses.is_dataclass(config):
-        config = dataclasses.asdict(config)
-    return dict(config or {})
+    """backends.comfyui as a plain dict (what ctx.config holds), from the section as written or a ComfyConfig."""
+    return dataclasses.asdict(settings.parse(config))
 
 
 def servers_of(config: Mapping[str, Any]) -> list[ComfyServer]:
-    """The configured servers (`url` strings or `{url, concurrency, capabilities, models, weight}`)."""
-    servers = []
-    for raw in config.get("servers") or ():
-        if isinstance(raw, ComfyServer):
-            servers.append(raw)
-        elif isinstance(raw, str):
-            servers.append(ComfyServer(raw))
-        else:
-            servers.append(ComfyServer(url=str(raw["url"]), concurrency=int(raw.get("concurrency", 1)),
-                                       capabilities=tuple(raw.get("capabilities") or ()),
-                                       models=tuple(raw.get("models") or ()), weight=float(raw.get("weight", 1.0))))
-    return servers
+    """The configured servers of a section (as written, or read)."""
+    return [settings.server(raw) for raw in config.get("servers") or ()]
 
 
 def farm_for(config: Any):
@@ -132,10 +121,37 @@ def bound_workflow(params: Mapping[str, Any], inputs: Mapping[str, Path] | None 
 class ComfyUIBackend:
     """Generative pictures, lip-sync and voices on ComfyUI servers."""
 
-    name = "comfyui"
-    version = VERSIONS["comfyui"]
-    capabilities = frozenset({"text_to_image", "image_to_image", "image_to_video", "text_to_video", "inpaint",
-                              "video_alpha", "upscale", "interpolate", "lipsync", "tts"})
+    name, version = NAME, VERSION
+    capabilities = CAPABILITIES
+    setup_hint = "add a server under backends.comfyui.servers"
+
+    def parse_config(self, raw: Any) -> dict[str, Any]:
+        """The section as ctx.config holds it: every setting, with its default."""
+        return read_config(raw)
+
+    def configured(self, config: Mapping[str, Any]) -> bool:
+        """Ready to take work: at least one server."""
+        return bool(config.get("servers"))
+
+    def watched_files(self, config: Mapping[str, Any]) -> list[str]:
+        """Project files the settings name (a saved object_info), so that editing one rebuilds."""
+        return [config["object_info"]] if config.get("object_info") else []
+
+    def plan_picture(self, ex: Any, shot: Any, look: Any, lines: list[dict]) -> list[Any]:
+        """Add a generative shot's actions (keyframe, clip, lip-sync; takes) through the planner's
+        expansion context `ex`; return the inputs the shot's render takes from them."""
+        from storybuild.backends.comfyui.shotplan import generative_actions
+
+        return generative_actions(ex, shot, look, lines)
+
+    def plan_speech(self, request: SpeechRequest) -> dict[str, Any]:
+        """A line's params: the text-to-speech workflow, bound to the text and the voice."""
+        from storybuild.backends.comfyui.expansion import resolve_workflow
+
+        params = resolve_workflow(request.manifest, "tts", request.workflow, {"text": request.text, **request.voice},
+                                  kind="speech", seed_key=f"{request.shot}/{request.index}", loc=request.loc)
+        params["sample_rate"] = request.sample_rate
+        return params
 
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
         """The bound workflow and its model names; server URLs deliberately left out."""

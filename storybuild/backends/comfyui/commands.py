@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from storybuild.backends.comfyui import registry
+from storybuild.backends.comfyui import registry, settings
 from storybuild.backends.comfyui.backend import bound_workflow, read_config, servers_of
 from storybuild.backends.comfyui.expansion import cached_object_info, project_file
 from storybuild.backends.comfyui.nodespec import MODEL_INPUTS
@@ -46,7 +46,7 @@ def _live_object_info(manifest: Manifest, problems: list[Diagnostic]) -> dict[st
     from storybuild.backends.comfyui.client import ComfyClient
 
     infos: dict[str, dict[str, Any]] = {}
-    for server in manifest.backends.comfyui.servers:
+    for server in settings.of(manifest).servers:
         client = ComfyClient(server.url, timeout=30.0)
         try:
             infos[server.url] = client.object_info()
@@ -61,7 +61,7 @@ def _live_object_info(manifest: Manifest, problems: list[Diagnostic]) -> dict[st
 
 def _declared_models(manifest: Manifest) -> dict[str, list[str]] | None:
     """Models the configuration says the servers have (file names, in any folder)."""
-    names = sorted({name for server in manifest.backends.comfyui.servers for name in server.models})
+    names = sorted({name for server in settings.of(manifest).servers for name in server.models})
     return {folder: names for folder in set(MODEL_INPUTS.values())} if names else None
 
 

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from storybuild.backends.comfyui import registry
+from storybuild.backends.comfyui import registry, settings
 from storybuild.backends.comfyui.workflow import BindingSpec, bind, load_workflow, referenced_models
 from storybuild.errors import Diagnostic, ManifestError, SourceLoc
 from storybuild.model import Manifest, Workflow
@@ -51,7 +51,7 @@ def project_file(manifest: Manifest, relative: str, loc: SourceLoc | None) -> Pa
 
 def cached_object_info(manifest: Manifest) -> dict[str, Any] | None:
     """The object_info dump named by backends.comfyui.object_info, if any."""
-    relative = manifest.backends.comfyui.object_info
+    relative = settings.of(manifest).object_info
     if not relative:
         return None
     path = project_file(manifest, relative, manifest.loc_of("backends.comfyui.object_info"))
@@ -75,7 +75,7 @@ def derive_values(values: Mapping[str, Any], template: registry.Template | None)
 
 
 def _servers_models(manifest: Manifest) -> dict[str, tuple[str, ...]]:
-    return {server.url: tuple(server.models) for server in manifest.backends.comfyui.servers}
+    return {server.url: tuple(server.models) for server in settings.of(manifest).servers}
 
 
 def _choose(manifest: Manifest, capability: str, workflow_id: str | None, kind: str | None,

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from storybuild.backends.comfyui.breaker import CircuitBreaker
 from storybuild.backends.comfyui.jobrecords import JobRecord
+from storybuild.backends.comfyui.settings import ComfyServer
 from storybuild.errors import BackendError, Cancelled, TransientError
-from storybuild.model import ComfyServer
 
 
 @dataclass(eq=False)

@@ -6,7 +6,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Mapping
 
-from storybuild.backends.base import VERSIONS, ActionContext
+from storybuild.backends.contract import ActionContext
+from storybuild.backends.embedded import CAPABILITIES, NAME, VERSION
 from storybuild.backends.embedded.heap import keep_freed_memory
 from storybuild.errors import BackendError
 
@@ -26,9 +27,8 @@ KINDS: dict[str, str] = {
 class EmbeddedBackend:
     """CPU-only pictures, lip-sync, sound and assembly (no GPU, no server)."""
 
-    name = "embedded"
-    version = VERSIONS["embedded"]
-    capabilities = frozenset({"visemes", "render3d", "image", "mix", "assemble", "export"})
+    name, version = NAME, VERSION
+    capabilities = CAPABILITIES
 
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
         return None

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import captions, ffmpeg, reframe, sheets, subtitles, timeline
 from storybuild.backends.embedded.cut import load_cut
 from storybuild.errors import BackendError

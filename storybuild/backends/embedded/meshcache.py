@@ -58,10 +58,10 @@ def cached_mesh(folder: Path | str | None, recipe: str, make: Callable[[], Mesh]
     """The mesh made from `recipe`, read from `folder`, or made by `make()` and stored there."""
     if folder is None:
         return make()
-    from storybuild.backends.base import VERSIONS
+    from storybuild.backends.embedded import VERSION
     from storybuild.hashing import digest_bytes
 
-    name = digest_bytes(f"{recipe}\0{VERSIONS['embedded']}\0{FORMAT}".encode())
+    name = digest_bytes(f"{recipe}\0{VERSION}\0{FORMAT}".encode())
     path = Path(folder) / "meshes" / f"{name}.npz"
     try:
         with np.load(path, allow_pickle=False) as data:

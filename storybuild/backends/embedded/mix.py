@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import audio, reverb
 from storybuild.backends.embedded.cut import ShotInfo, read_shot
 from storybuild.errors import BackendError

@@ -14,7 +14,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from storybuild.errors import BackendError
 
 RENDER3D, CARD, TITLE, KEN_BURNS, CLIP = "render3d", "card", "title", "ken_burns", "clip"
 

@@ -21,15 +21,16 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded.painters import (
     CARD, CLIP, KEN_BURNS, RENDER3D, TITLE, LineTrack, ShotSpec, painter_for,
 )
 from storybuild.errors import BackendError
+from storybuild.model import GENERATIVE_CAPABILITY
 
 MIN_PARALLEL_FRAMES = 24  # below this, starting worker processes costs more than it saves
 CHUNK_FRAMES = 8
-GENERATIVE = ("keyframe", "image_to_video", "text_to_video")
+
 
 
 def picture_kind(source: str, inputs: Mapping[str, Any]) -> str:
@@ -48,7 +49,7 @@ def picture_kind(source: str, inputs: Mapping[str, Any]) -> str:
         if "clip" not in inputs:
             raise BackendError("a file shot needs a video", hint="set picture.image to a video asset")
         return CLIP
-    if source in GENERATIVE:
+    if source in GENERATIVE_CAPABILITY:
         if source != "keyframe" and "clip" in inputs:
             return CLIP
         return KEN_BURNS if "image" in inputs else RENDER3D

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from storybuild.backends.base import ActionContext
+from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import rhubarb
 from storybuild.backends.embedded.rhubarb import MouthCue, Span
 from storybuild.backends.embedded.viseme_rules import ANY, closest_shape, pause_shape, phones_for, shape_sets

@@ -1,7 +1,9 @@
 """The generative part of a shot's expansion: keyframe → clip → lip-sync on ComfyUI.
 
-Used by expand.py only when a shot's picture is generative and ComfyUI servers are
-configured. Generated media are not bit-reproducible across servers, so these actions
+The backend's `plan_picture`: the planner (planning/film.py) calls it when a shot's
+picture is generative and this backend makes it, handing itself over as `ex` (the
+expansion context: the manifest `m`, `pre`, `width`, `height`, `fps`, `add`, `view`,
+`asset_input`, `prompt_for` and `problems`). Generated media are not bit-reproducible across servers, so these actions
 are pinned: once built, the lock keeps their outputs until their inputs change.
 `takes: N` makes N candidates of the first generated stage, each with its own seed;
 `take: k` chooses the one the rest of the film uses.
@@ -11,15 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from storybuild.backends.comfyui import NAME
 from storybuild.errors import ManifestError
-from storybuild.model import Action, ActionInput, Input, LipsyncMethod, PictureSource, Shot
-
-GENERATIVE = {
-    PictureSource.KEYFRAME: "text_to_image",
-    PictureSource.IMAGE_TO_VIDEO: "image_to_video",
-    PictureSource.TEXT_TO_VIDEO: "text_to_video",
-}
-
+from storybuild.model import GENERATIVE_CAPABILITY, Action, ActionInput, Input, PictureSource, Shot
 
 def comfy_params(ex: Any, kind: str, capability: str, workflow_id: str | None, values: dict, loc,
                  seed_key: str) -> dict:
@@ -50,7 +46,7 @@ def _candidates(ex: Any, kind: str, capability: str, workflow: str | None, shot:
         action_id = _take_id(ex, kind, shot, take)
         suffix = "" if shot.takes == 1 else f".take{take}"
         ex.add(Action(
-            id=action_id, kind=kind, backend="comfyui",
+            id=action_id, kind=kind, backend=NAME,
             params=comfy_params(ex, kind, capability, workflow, {**values, "seed": seed}, shot.picture.loc,
                                 f"{shot.id}/take{take}"),
             inputs=inputs, outputs=(output,),
@@ -63,12 +59,8 @@ def _candidates(ex: Any, kind: str, capability: str, workflow: str | None, shot:
 
 def generative_actions(ex: Any, shot: Shot, look, lines: list[dict]) -> list[Input]:
     """Add the ComfyUI actions of a generative shot; return the inputs its render takes from them."""
-    from storybuild.manifest.templating import apply_presets
-
     picture = shot.picture
-    prompt, negative = apply_presets(shot.prompt, look, ex.m.presets)
-    if shot.negative:
-        negative = ", ".join(x for x in (shot.negative, negative) if x)
+    prompt, negative = ex.prompt_for(shot, look)
     values = {"prompt": prompt, "negative": negative, "width": ex.width, "height": ex.height, "fps": ex.fps,
               **({"duration": shot.duration} if shot.duration else {}),
               **{k: v for k, v in picture.params.items() if k != "seed"}}
@@ -92,21 +84,21 @@ def generative_actions(ex: Any, shot: Shot, look, lines: list[dict]) -> list[Inp
 
         seed = int(picture.params.get("seed", stable_seed(ex.m.project.seed, shot.id, shot.take)))
         clip = ex.add(Action(
-            id=f"{ex.pre}clip/{shot.id}", kind="clip", backend="comfyui",
-            params=comfy_params(ex, "clip", GENERATIVE[picture.source], picture.workflow, {**values, "seed": seed},
+            id=f"{ex.pre}clip/{shot.id}", kind="clip", backend=NAME,
+            params=comfy_params(ex, "clip", GENERATIVE_CAPABILITY[picture.source], picture.workflow, {**values, "seed": seed},
                                 picture.loc, f"{shot.id}/take{shot.take}"),
             inputs=clip_inputs, outputs=("clip.mp4",), view={"clip.mp4": ex.view(f"clips/{shot.id}.mp4")},
             loc=picture.loc, origins=origins, pinned=True))
     else:
-        clip = _candidates(ex, "clip", GENERATIVE[picture.source], picture.workflow, shot, values, clip_inputs,
+        clip = _candidates(ex, "clip", GENERATIVE_CAPABILITY[picture.source], picture.workflow, shot, values, clip_inputs,
                            "clip.mp4", "clips", origins)
     clip_input = Input("clip", ActionInput(clip, "clip.mp4"))
-    if shot.lipsync is LipsyncMethod.COMFYUI and lines:
+    if shot.lipsync == NAME and lines:
         audio = [Input(f"line:{line['index']}", ActionInput(line["speech"], "line.wav")) for line in lines]
         timings = [Input(f"timings:{line['index']}", ActionInput(line["speech"], "timings.json")) for line in lines]
         lip_values = {**values, "lines": [{"index": line["index"], "offset": line["offset"]} for line in lines]}
         lipsync = ex.add(Action(
-            id=f"{ex.pre}lipsync/{shot.id}", kind="lipsync", backend="comfyui",
+            id=f"{ex.pre}lipsync/{shot.id}", kind="lipsync", backend=NAME,
             params=comfy_params(ex, "lipsync", "lipsync", shot.lipsync_workflow, lip_values, shot.loc, shot.id),
             inputs=(clip_input, *audio, *timings), outputs=("lipsync.mp4",),
             view={"lipsync.mp4": ex.view(f"clips/{shot.id}.lipsync.mp4")},

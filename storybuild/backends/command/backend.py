@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from storybuild.backends.base import VERSIONS, ActionContext
+from storybuild.backends.command import CAPABILITIES, NAME, VERSION
+from storybuild.backends.contract import ActionContext
 from storybuild.errors import BackendError, Cancelled
 
 # How much of a failed program's stderr the error quotes.
@@ -37,9 +38,8 @@ _POLL = 0.05
 class CommandBackend:
     """Runs custom command steps."""
 
-    name = "command"
-    version = VERSIONS["command"]
-    capabilities = frozenset({"command"})
+    name, version = NAME, VERSION
+    capabilities = CAPABILITIES
 
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
         """Nothing outside the step's own params changes what a command makes."""

@@ -4,7 +4,7 @@ espeak-ng keeps state between syntheses inside one process, so the same text spo
 in one process does not give the same samples; a fresh process per line does. The backend
 (speech.py) therefore starts this module once per line:
 
-    python -I -S .../espeak_worker.py  < request  > reply
+    python -I -S .../worker.py  < request  > reply
 
 Both directions are `marshal`-encoded (the caller runs this file with its own
 interpreter, so the format always matches, and marshal costs no import where json pulls
@@ -16,7 +16,7 @@ little-endian mono), for "voices" ``{"voices"}``; a reply with an ``"error"`` ke
 a problem the caller can explain to the user (exit status 3).
 
 Only ctypes and builtins are imported, so the caller can start Python with ``-I -S`` (no
-site-packages, no .pth hooks): start-up is most of the cost of a line. ``python -m storybuild.backends.embedded.espeak_worker
+site-packages, no .pth hooks): start-up is most of the cost of a line. ``python -m storybuild.backends.espeak.worker
 --list-voices`` prints the voices (that mode finds the library through espeakng-loader).
 """
 

@@ -1,7 +1,7 @@
 """The espeak backend: one line of dialogue → line.wav and timings.json.
 
     params {"text", "voice": {"name", "rate", "pitch", "volume"}, "sample_rate"}
-        │  espeak_worker.py, in a fresh process (espeak-ng is only repeatable per process)
+        │  worker.py, in a fresh process (espeak-ng is only repeatable per process)
         ▼
     samples at 22050 Hz + WORD/PHONEME events
         │  speech_timing.py (events → words, phonemes)   speech_audio.py (trim, resample)
@@ -25,18 +25,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from storybuild.backends.base import VERSIONS, ActionContext
+from storybuild.backends.contract import ActionContext, SpeechRequest
 from storybuild.backends.embedded.liveness import StallWatch
+from storybuild.backends.espeak import CAPABILITIES, NAME, VERSION
 from storybuild.errors import BackendError, Cancelled, TransientError
 
-WORKER = Path(__file__).with_name("espeak_worker.py")
+WORKER = Path(__file__).with_name("worker.py")
 STALL_S = 5.0  # a worker that uses no CPU this long is stuck: killed, and the line retried
 WORKER_TIMEOUT_S = 60.0  # espeak speaks ~50× faster than real time: a worker busy this long is looping
 POLL_S = 0.02  # how often a running worker checks for cancellation
 RATE_RANGE = (80, 450)  # words per minute that espeak-ng accepts (speak_lib.h)
 PITCH_RANGE = (0, 100)
 VOLUME_MAX = 2.0  # espeak volume 200: louder only distorts
-EXIT_USER_ERROR = 3  # espeak_worker's status for a request it cannot serve (unknown voice)
+EXIT_USER_ERROR = 3  # the worker's status for a request it cannot serve (unknown voice)
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,16 @@ class VoiceSettings:
 class EspeakBackend:
     """Speech from text with espeak-ng (the espeakng-loader wheel), with word and phoneme timings."""
 
-    name = "espeak"
-    version = VERSIONS["espeak"]
-    capabilities = frozenset({"tts"})
+    name, version = NAME, VERSION
+    capabilities = CAPABILITIES
 
     def config_key(self, action_kind: str, params: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
         """The espeak-ng build: a new espeakng-loader release may speak the same line differently."""
         return {"espeakng-loader": _espeak_release()}
+
+    def plan_speech(self, request: SpeechRequest) -> dict[str, Any]:
+        """A line's params: its text, the voice with the emotion's prosody applied, the sample rate."""
+        return {"text": request.text, "voice": dict(request.voice), "sample_rate": request.sample_rate}
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         if ctx.kind != "speech":
@@ -91,7 +95,7 @@ def voice_settings(params: Mapping[str, Any]) -> VoiceSettings:
     name = voice.get("name", "en-us")
     if not isinstance(name, str) or not name.strip():
         raise BackendError(f"voice name must be a non-empty string, got {name!r}",
-                           hint="see the voices with `python -m storybuild.backends.embedded.espeak_worker --list-voices`")
+                           hint="see the voices with `python -m storybuild.backends.espeak.worker --list-voices`")
     rate = round(_number(voice, "rate", 175))
     pitch = round(_number(voice, "pitch", 50))
     volume = _number(voice, "volume", 1.0)
@@ -123,7 +127,7 @@ def _library_paths() -> tuple[str, str]:
 
 
 def call_worker(request: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
-    """Run one espeak_worker process on `request` and return its reply.
+    """Run one worker process on `request` and return its reply.
 
     The worker runs with `-I -S` (no site-packages: it imports nothing but ctypes). It is
     killed when `cancel` is set (→ Cancelled), and when it is stuck (no CPU for STALL_S) or
@@ -218,7 +222,7 @@ def unknown_voice_error(name: str) -> BackendError:
     hint = (f"did you mean {', '.join(repr(n) for n in near)}? " if near else "") + (
         "A voice is a language code (en-us, fr), an identifier (gmw/en-US) or a name (English (America)), "
         "optionally with a variant (en-us+f3); "
-        f"`python -m storybuild.backends.embedded.espeak_worker --list-voices` lists all {len(voices)}")
+        f"`python -m storybuild.backends.espeak.worker --list-voices` lists all {len(voices)}")
     return BackendError(f"unknown espeak voice {name!r}", hint=hint)
 
 
