@@ -67,6 +67,21 @@ def manifest_path(path: str | None) -> str:
 # (validate, schema, init) — owned by the manifest work.
 
 
+def plan_problems(manifest) -> list:
+    """What planning the film finds that the manifest checks cannot (a backend's own rules
+    for a line or a picture, unknown workflows, a graph cycle), as a build would report it."""
+    from storybuild.errors import ManifestError
+    from storybuild.model import Quality
+    from storybuild.planning.actiongraph import build_graph, plan_actions
+
+    try:
+        for quality in Quality:
+            build_graph(plan_actions(manifest, quality))
+    except ManifestError as err:
+        return list(err.diagnostics)
+    return []
+
+
 @main.command()
 @click.argument("path", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -85,6 +100,10 @@ def validate(path: str | None, fmt: str, no_files: bool, check_backends: bool) -
     target = manifest_path(path)
     try:
         manifest, diags = check_manifest(target, check_files=not no_files)
+        if manifest is not None:
+            diags = list(diags) + plan_problems(manifest)
+            if any(d.severity.value == "error" for d in diags):
+                manifest = None  # what a build would refuse, validate refuses: they never disagree
         if check_backends and manifest is not None:
             from storybuild.cli.backendcmds import backend_problems
 

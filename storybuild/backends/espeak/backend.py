@@ -28,7 +28,7 @@ from typing import Any, Mapping
 from storybuild.backends.contract import ActionContext, SpeechRequest
 from storybuild.backends.embedded.liveness import StallWatch
 from storybuild.backends.espeak import CAPABILITIES, NAME, VERSION
-from storybuild.errors import BackendError, Cancelled, TransientError
+from storybuild.errors import BackendError, Cancelled, Diagnostic, ManifestError, TransientError
 
 WORKER = Path(__file__).with_name("worker.py")
 STALL_S = 5.0  # a worker that uses no CPU this long is stuck: killed, and the line retried
@@ -72,6 +72,10 @@ class EspeakBackend:
 
     def plan_speech(self, request: SpeechRequest) -> dict[str, Any]:
         """A line's params: its text, the voice with the emotion's prosody applied, the sample rate."""
+        if request.workflow:
+            raise ManifestError([Diagnostic("an espeak voice runs no workflow", request.loc,
+                                            "remove `workflow:` from the voice, or choose an engine that runs "
+                                            "workflows", code="voice")])
         return {"text": request.text, "voice": dict(request.voice), "sample_rate": request.sample_rate}
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
