@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from storybuild.backends.contract import ActionContext
-from storybuild.backends.embedded import ffmpeg
+from storybuild.backends.shared import ffmpeg
 
 FPS = 24
 W, H = 64, 36

@@ -13,6 +13,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
+from storybuild.backends.contract import BUILTIN
+
 PACKAGE = Path(__file__).resolve().parents[1] / "storybuild"
 
 # Each layer may import itself and the layers of lower rank; two layers of one rank not each other.
@@ -95,3 +97,43 @@ def test_no_two_modules_share_a_name_outside_backend_entry_points() -> None:
     names = Counter(m.rpartition(".")[2] for m in GRAPH if not m.endswith((".__init__", ".backend"))
                     and m.count(".") > 0 and (PACKAGE / Path(*m.split(".")[1:])).with_suffix(".py").exists())
     assert sorted(n for n, count in names.items() if count > 1) == []
+
+
+# The core names no backend: outside a backend's folder (and the registry, which must name
+# the built-ins it ships and the defaults), no module imports it or spells its name in code.
+BACKENDS = sorted(BUILTIN)
+REGISTRY = "storybuild.backends.contract"
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def mentions(module: str, path: Path, backend: str) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = _docstrings(tree)
+    found = []
+    own = f"storybuild.backends.{backend}"
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if any(n == own or n.startswith(own + ".") for n in names):
+                found.append(f"{module}:{node.lineno} imports {own}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            text = node.value
+            if text == backend or f"backends.{backend}" in text or f"/{backend}/" in text:
+                found.append(f"{module}:{node.lineno} says {text!r}")
+    return found
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_module_outside_a_backend_names_it(backend: str) -> None:
+    outside = {m: p for m, p in modules().items()
+               if not m.startswith(f"storybuild.backends.{backend}") and m != REGISTRY}
+    assert [hit for m, p in sorted(outside.items()) for hit in mentions(m, p, backend)] == []

@@ -11,7 +11,8 @@ import pytest
 
 from embedded_media import (FPS, H, RATE, W, assemble_film, build_scenes, context, film_params, make_shot, read,
                             tone)
-from storybuild.backends.embedded import ffmpeg, filmvideo, loudness, mp4box
+from storybuild.backends.embedded import filmvideo, loudness, mp4box
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.assemble import run_scene
 from storybuild.backends.embedded.cut import plan_cut, read_shot
 from storybuild.errors import BackendError

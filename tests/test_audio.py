@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from storybuild.backends.embedded import audio, ffmpeg, loudness, reverb
+from storybuild.backends.embedded import loudness, reverb
+
+from storybuild.backends.shared import audio
+
+from storybuild.backends.shared import ffmpeg
 from storybuild.errors import BackendError
 
 

@@ -130,7 +130,7 @@ def test_backends_models_without_servers_is_a_usage_error(tmp_path):
 def test_stats_before_any_comfyui_job(server, tmp_path):
     root = keyframe_project(tmp_path, server.url)
     result = cli(root, "stats")
-    assert result.exit_code == 0 and result.stdout.startswith("no ComfyUI jobs recorded yet")
+    assert result.exit_code == 0 and result.stdout.startswith("no jobs recorded yet")
 
 
 def test_builds_record_each_attempt_and_stats_summarise_them(server, tmp_path):
@@ -151,15 +151,15 @@ def test_builds_record_each_attempt_and_stats_summarise_them(server, tmp_path):
 
     result = cli(root, "stats")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("ComfyUI jobs: 2 attempts, 1 succeeded (50%), 0 served from a server's cache")
+    assert result.stdout.startswith("comfyui jobs: 2 attempts, 1 succeeded (50%), 0 served from a server's cache")
     [row] = [line for line in result.stdout.splitlines() if line.startswith("sdxl_text_to_image")]
     assert row.split()[1:3] == ["2", "50%"]
     assert any(line.startswith(server.url) for line in result.stdout.splitlines())
 
     # A forced rebuild sends the identical prompt again: ComfyUI serves it from its cache.
     assert cli(root, "build", "--force", "keyframe/lighthouse").exit_code == 0
-    everything = json.loads(cli(root, "stats", "--json").stdout)
-    last = json.loads(cli(root, "stats", "--json", "--builds", "1").stdout)
+    everything = json.loads(cli(root, "stats", "--json").stdout)["comfyui"]  # by backend
+    last = json.loads(cli(root, "stats", "--json", "--builds", "1").stdout)["comfyui"]
     assert everything["overall"]["jobs"] == 3 and everything["workflows"]["sdxl_text_to_image"]["succeeded"] == 2
     assert last["overall"] == {**last["overall"], "jobs": 1, "succeeded": 1, "cached": 1, "success_rate": 1.0}
     assert set(last["servers"]) == {server.url}
@@ -194,7 +194,7 @@ def test_a_build_records_only_the_jobs_of_its_own_comfyui_steps():
     assert backend._recorders == before
     create, prune, insert = writer.ops
     assert create[0].startswith(f"CREATE TABLE IF NOT EXISTS {TABLE}") and prune[0].startswith("DELETE")
-    assert insert[1][:5] == (7, "j", "keyframe/a", "sdxl_text_to_image", "http://gpu")
+    assert insert[1][:6] == (7, "comfyui", "j", "keyframe/a", "sdxl_text_to_image", "http://gpu")
 
 
 def _rows(root) -> list[dict]:

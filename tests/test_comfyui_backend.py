@@ -20,7 +20,7 @@ from storybuild.backends.contract import ActionContext  # noqa: E402
 from storybuild.backends.comfyui.backend import (ComfyUIBackend, add_recorder, close_farms,  # noqa: E402
                                                  remove_recorder)
 from storybuild.backends.comfyui.expansion import resolve_workflow  # noqa: E402
-from storybuild.backends.embedded.ffmpeg import count_frames, encode_frames, probe  # noqa: E402
+from storybuild.backends.shared.ffmpeg import count_frames, encode_frames, probe  # noqa: E402
 from storybuild.errors import BackendError, Cancelled  # noqa: E402
 from storybuild.model import Backends, Manifest, Project  # noqa: E402
 

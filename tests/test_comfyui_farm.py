@@ -28,7 +28,7 @@ MODELS = {folder: list(names) for folder, names in SDXL.models.items()}
 
 
 def tiny_clip(path, frames: int = 6):
-    from storybuild.backends.embedded.ffmpeg import encode_frames
+    from storybuild.backends.shared.ffmpeg import encode_frames
 
     encode_frames((bytes([40 * k % 255]) * (32 * 32 * 3) for k in range(frames)), path, 12, 32, 32)
     return path

@@ -18,7 +18,7 @@ import pytest
 from comfyui_project import cli, film_server, posts, prompts, write_project
 
 from storybuild.backends.comfyui.backend import close_farms
-from storybuild.backends.embedded.ffmpeg import count_frames, probe
+from storybuild.backends.shared.ffmpeg import count_frames, probe
 from storybuild.store.lockfile import read as read_lock
 from storybuild.store.state import StateDB
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from storybuild.backends.comfyui.jobrunner import Fetched
 from storybuild.backends.comfyui.mediafiles import write_clip, write_keyframe
-from storybuild.backends.embedded.ffmpeg import count_frames, probe
+from storybuild.backends.shared.ffmpeg import count_frames, probe
 from storybuild.errors import BackendError
 
 

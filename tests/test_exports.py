@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from embedded_media import FPS, assemble_film, build_scenes, context, film_params
-from storybuild.backends.embedded import ffmpeg, reframe, sheets, timeline
+from storybuild.backends.embedded import reframe, sheets, timeline
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.exports import run_export
 from storybuild.errors import BackendError
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from storybuild.backends.embedded.ffmpeg import ffmpeg_exe, probe
+from storybuild.backends.shared.ffmpeg import ffmpeg_exe, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 

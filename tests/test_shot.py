@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from storybuild.backends.contract import ActionContext
-from storybuild.backends.embedded import ffmpeg
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.conform import conformed_frames
 from storybuild.backends.embedded.painters import Render3DPainter
 from storybuild.backends.embedded.shot import build_spec, run_layout, run_shot

@@ -16,7 +16,8 @@ import pytest
 import soundfile
 
 from storybuild.backends.contract import ActionContext, get_backend
-from storybuild.backends.embedded import speech_audio, speech_timing
+from storybuild.backends.shared import speech_audio
+from storybuild.backends.shared import speech_timing
 from storybuild.backends.espeak import backend as speech
 from storybuild.backends.espeak.backend import EspeakBackend, call_worker, list_voices, voice_settings
 from storybuild.errors import BackendError, Cancelled, TransientError

@@ -17,8 +17,8 @@ def setup(tmp_path):
 
 
 def test_placements_of_film_and_step_actions():
-    assert placements("embedded", ["film.mp4", "film.json"], {"film.mp4": "film.mp4"}) == [("film.mp4", "build/film.mp4")]
-    assert placements("command", ["out/a.txt"], {}) == [("out/a.txt", "out/a.txt")]
+    assert placements(False, ["film.mp4", "film.json"], {"film.mp4": "film.mp4"}) == [("film.mp4", "build/film.mp4")]
+    assert placements(True, ["out/a.txt"], {}) == [("out/a.txt", "out/a.txt")]
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../x", "a\\b"])

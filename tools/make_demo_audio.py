@@ -25,7 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from storybuild.backends.embedded import audio, ffmpeg, reverb  # noqa: E402
+from storybuild.backends.embedded import reverb  # noqa: E402
+
+from storybuild.backends.shared import audio
+
+from storybuild.backends.shared import ffmpeg
 
 RATE = 48000
 

@@ -80,16 +80,23 @@ class Backend(Protocol):
     * ``configured(config) -> bool``: set up to take work (``picture.backend: auto``
       picks a generative backend only when it is); True by default. ``setup_hint``
       says what to add when a manifest asks for it unconfigured.
-    * ``watched_files(config) -> list[str]``: project files its settings name (watch
-      mode follows them).
+    * ``setting_files(raw) -> {setting: path}``: project files its section (as written)
+      names; validate requires them, watch mode follows them.
+    * ``shipped_workflows``: ids of the workflows it ships (``file: builtin:<id>``).
     * ``plan_picture(ex, shot, look, lines) -> list[Input]``: add a generative shot's
       actions through the planner's expansion context (planning/film.py); return the
       inputs the shot's render takes from them. For backends with a generative capability.
     * ``plan_speech(request: SpeechRequest) -> dict``: the params of a line's speech
       action, for backends with the ``tts`` capability; ManifestError for a line it
       cannot speak (located). The action writes line.wav and timings.json (the format of
-      storybuild.backends.embedded.speech_timing), which the visemes action reads.
+      storybuild.backends.shared.speech_timing), which the visemes action reads.
     * ``prepare(kinds, jobs)``: a build is about to run actions of ``kinds``.
+    * ``needs_scratch = False``: its outputs are project paths it writes in place (custom
+      steps); the runner gives it no scratch folder.
+    * Backends that run work on servers: ``add_recorder(fn)``/``remove_recorder(fn)`` (each
+      job attempt's record, with ``action_id`` and ``to_json()``, goes to the state DB),
+      ``job_stats(records)`` (``storybuild stats``), ``models(manifest)`` (``storybuild
+      backends models``) and ``check_live(manifest, actions)`` (``validate --backends``).
     * ``concurrency``: how many of its actions may run at once by default.
     """
 
@@ -126,6 +133,8 @@ NO_SETTINGS: Mapping[str, Any] = {"type": "object", "additionalProperties": Fals
 DEFAULT_SPEECH = "espeak"
 DEFAULT_PICTURE = "embedded"
 DEFAULT_MOUTHS = "embedded"  # lip-sync by mouth shapes (visemes) drawn on the animatic
+OFFLINE = "embedded"  # the backend that draws, mixes and assembles the film with no server
+STEPS = "command"  # the backend that runs a manifest's custom steps
 NO_LIPSYNC = "none"
 # What pictures are made with: a shot's `picture.backend` names a backend with one of these.
 PICTURE_CAPABILITIES = frozenset({"render3d", "image", "text_to_image", "image_to_image", "image_to_video",
@@ -267,6 +276,11 @@ def source_files(names: Iterable[str]) -> list[str]:
     return files
 
 
+def in_place(name: str) -> bool:
+    """Whether backend `name` writes its outputs at their project paths (no scratch folder)."""
+    return not getattr(get_backend(name), "needs_scratch", True)
+
+
 def settings_of(backends: Any, name: str) -> Mapping[str, Any]:
     """Backend `name`'s section of a manifest's `backends` (model.Backends, or its sections
     as written), as the backend reads it."""
@@ -281,6 +295,31 @@ def configured(backends: Any, name: str) -> bool:
     """Whether backend `name` is set up to take work in this manifest."""
     check = getattr(get_backend(name), "configured", None)
     return True if check is None else bool(check(settings_of(backends, name)))
+
+
+def setting_files(sections: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """((backends, name, setting), path) of every project file the backends' sections name.
+
+    `sections` is the manifest's `backends` as written; sections of unknown backends and
+    values that are not text are left to the schema, which reports them.
+    """
+    found = []
+    for name, raw in sections.items():
+        if name in ("retry", "limits") or name not in installed() or not isinstance(raw, Mapping):
+            continue
+        files = getattr(get_backend(name), "setting_files", None)
+        for setting, path in (files(raw) if files is not None else {}).items():
+            found.append((("backends", name, *setting.split(".")), path))
+    return found
+
+
+def shipped_workflows() -> frozenset[str]:
+    """Ids of the workflows the installed backends ship (a manifest names one as builtin:<id>)."""
+    ids: set[str] = set()
+    for name in installed():
+        source = _declaration(name) if name in BUILTIN and name not in _registered else get_backend(name)
+        ids.update(getattr(source, "SHIPPED_WORKFLOWS", None) or getattr(source, "shipped_workflows", ()) or ())
+    return frozenset(ids)
 
 
 def generative_backend(backends: Any, source: str, asked: str) -> str | Diagnostic:

@@ -1,7 +1,8 @@
 """The backend commands: `backends models`, `stats`, and the checks of `validate --backends`.
 
-cli.py adds COMMANDS to its group. As in cli_build.py, each command imports what it needs
-in its body, so `storybuild --help` never loads the ComfyUI backend.
+Each asks the installed backends that have the hook (backends/contract.py: models,
+job_stats, check_live); none is named here. cli/main.py adds COMMANDS to its group; each
+command imports what it needs in its body, so `storybuild --help` loads no backend.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ def _manifest_file(path: str | None) -> str:
 
 
 def backend_problems(manifest) -> list:
-    """What `validate --backends` adds: the planner's workflow errors, then every declared and
-    bound ComfyUI workflow checked against object_info (the saved dump, else each server)."""
-    from storybuild.backends.comfyui.commands import validate_workflows
-    from storybuild.errors import Diagnostic, ManifestError, Severity
+    """What `validate --backends` adds: the planner's errors, then each backend's own live
+    checks (e.g. workflows against its servers) for the backends that have them."""
+    from storybuild.backends.contract import get_backend, installed
+    from storybuild.errors import ManifestError
     from storybuild.planning.film import film_actions
 
     problems: list = []
@@ -39,49 +40,42 @@ def backend_problems(manifest) -> list:
     except ManifestError as err:  # an unknown workflow, a binding to a missing node…
         problems += err.diagnostics
         actions = []
-    from storybuild.backends.comfyui import settings
+    for name in sorted(installed()):
+        check = getattr(get_backend(name), "check_live", None)
+        if check is not None:
+            problems += check(manifest, actions)
+    return problems
 
-    comfy = settings.of(manifest)
-    if not comfy.servers and not comfy.object_info:
-        if manifest.workflows:
-            problems.append(Diagnostic(
-                "cannot check the workflows: no ComfyUI server and no saved object_info",
-                manifest.loc_of("backends"), "list servers under backends.comfyui.servers, or save a "
-                "server's GET /object_info and name it in backends.comfyui.object_info",
-                severity=Severity.WARNING, code="nothing_to_check"))
-        return problems
-    return problems + validate_workflows(manifest, actions)
+
+def _with(hook: str) -> list[tuple[str, Any]]:
+    """(name, backend) of the installed backends that have `hook`, by name."""
+    from storybuild.backends.contract import get_backend, installed
+
+    return [(name, get_backend(name)) for name in sorted(installed()) if hasattr(get_backend(name), hook)]
 
 
 @click.group()
 def backends() -> None:
-    """What the generative backends offer (ComfyUI servers)."""
+    """What the backends that run on servers offer."""
 
 
 @backends.command()
 @_file
 @_json
 def models(path: str | None, json_mode: bool) -> None:
-    """List each ComfyUI server's model files by folder.
+    """List each server's model files by folder (for every backend that runs on servers).
 
     Exits 1 when a server cannot be reached (the others are still listed).
     """
-    from storybuild.backends.comfyui.backend import read_config
-    from storybuild.backends.comfyui.commands import list_models
     from storybuild.engine.session import default_loader
 
     manifest = default_loader(_manifest_file(path))
-    settings = read_config(manifest.backends.settings.get("comfyui"))
-    if not settings.get("servers"):
-        raise UsageError("no ComfyUI servers are configured", manifest.loc_of("backends"),
-                         hint="list them under backends.comfyui.servers")
     listing: dict[str, dict[str, list[str]]] = {}
     errors: dict[str, str] = {}
-    for server in settings["servers"]:  # one at a time, so each error belongs to its server
-        failed: list[str] = []
-        listing.update(list_models({**settings, "servers": [server]}, errors=failed))
-        if failed:
-            errors[server["url"]] = "; ".join(failed)
+    for _, backend in _with("models"):
+        found, failed = backend.models(manifest)
+        listing.update(found)
+        errors.update(failed)
     if json_mode:
         import json
 
@@ -103,33 +97,33 @@ def models(path: str | None, json_mode: bool) -> None:
 @click.command()
 @_file
 @click.option("--builds", "last", type=click.IntRange(1), default=None, metavar="N",
-              help="Only the last N builds that ran ComfyUI jobs (default: every one recorded).")
+              help="Only the last N builds that ran jobs on servers (default: every one recorded).")
 @_json
 def stats(path: str | None, last: int | None, json_mode: bool) -> None:
-    """Success rate and mean times of ComfyUI jobs, per workflow and per server.
+    """Success rate and mean times of jobs run on servers, per workflow and per server.
 
     Read from the job records that builds keep in .storybuild/state.sqlite: every attempt
     of every job, with its queue wait, its time on the farm and the server's own time.
     """
-    from storybuild.backends.comfyui.jobrecords import stats as summarise
+    from storybuild.backends.contract import get_backend
     from storybuild.projectpaths import STORE_DIR
 
     root = os.path.dirname(os.path.abspath(_manifest_file(path)))
     records = _job_records(os.path.join(root, STORE_DIR, "state.sqlite"), last)
-    summary = summarise(records)
+    summaries = {name: get_backend(name).job_stats(rows) for name, rows in sorted(records.items())}
     if json_mode:
         import json
 
-        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        click.echo(json.dumps(summaries, indent=2, sort_keys=True))
     elif not records:
-        click.echo("no ComfyUI jobs recorded yet (builds record them when they run ComfyUI actions)")
+        click.echo("no jobs recorded yet (builds record them when they run actions on servers)")
     else:
-        click.echo(_format_stats(summary), nl=False)
+        click.echo("\n".join(_format_stats(name, summary) for name, summary in summaries.items()), nl=False)
 
 
-def _job_records(db_path: str, last: int | None) -> list[dict[str, Any]]:
+def _job_records(db_path: str, last: int | None) -> dict[str, list[dict[str, Any]]]:
     if not os.path.exists(db_path):
-        return []
+        return {}
     from storybuild.store.jobs import read_jobs
     from storybuild.store.state import StateDB
 
@@ -140,9 +134,9 @@ def _job_records(db_path: str, last: int | None) -> list[dict[str, Any]]:
         db.close()
 
 
-def _format_stats(summary: dict[str, Any]) -> str:
+def _format_stats(backend: str, summary: dict[str, Any]) -> str:
     overall = summary["overall"]
-    lines = [f"ComfyUI jobs: {overall['jobs']} attempt{'s' if overall['jobs'] != 1 else ''}, "
+    lines = [f"{backend} jobs: {overall['jobs']} attempt{'s' if overall['jobs'] != 1 else ''}, "
              f"{overall['succeeded']} succeeded ({overall['success_rate']:.0%}), "
              f"{overall['cached']} served from a server's cache"]
     for title, groups in (("workflow", summary["workflows"]), ("server", summary["servers"])):

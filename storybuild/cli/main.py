@@ -88,7 +88,7 @@ def plan_problems(manifest) -> list:
               help="text for people, json for editors and CI.")
 @click.option("--no-files", is_flag=True, help="Don't require the files the manifest names to exist.")
 @click.option("--backends", "check_backends", is_flag=True,
-              help="Also check every ComfyUI workflow against object_info (the saved dump, else each server).")
+              help="Also run the backends' live checks (e.g. workflows against their servers' object_info).")
 def validate(path: str | None, fmt: str, no_files: bool, check_backends: bool) -> None:
     """Check a manifest (PATH, PATH/storybuild.yaml or ./storybuild.yaml) and report every problem.
 
@@ -181,7 +181,7 @@ for _command in _BUILD_COMMANDS:
 
 
 # --------------------------------------------------------------------------- backend commands
-# (backends models, stats; the checks behind validate --backends) — owned by the ComfyUI work.
+# (backends models, stats; the checks behind validate --backends).
 
 from storybuild.cli.backendcmds import COMMANDS as _BACKEND_COMMANDS  # noqa: E402
 

@@ -45,6 +45,7 @@ def _header(workspace: Workspace, quality: str) -> tuple:
 
 def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
     """The current plan: cached while the manifest files are unchanged, else planned anew."""
+    from storybuild.backends.contract import in_place
     from storybuild.planning import actiongraph as planner
 
     header = _header(workspace, quality)
@@ -62,7 +63,7 @@ def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
         order=order, statics=compute_statics(manifest, order),
         configs={b: dict(planner.backend_config(manifest, b)) for b in backends},
         limits=dict(manifest.backends.limits), retry=manifest.backends.retry,
-        placed={a.id: tuple(placements(a.backend, a.outputs, a.view)) for a in order},
+        placed={a.id: tuple(placements(in_place(a.backend), a.outputs, a.view)) for a in order},
         files=dict(hasher.fresh), locs=dict(manifest.locs))
     os.makedirs(workspace.store_dir, exist_ok=True)
     plancache.save(workspace.store_dir, quality, header, result)
@@ -261,7 +262,7 @@ class Engine:
             executor = Executor(runner, recorder, jobs=options.jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=options.keep_going,
                                 cancel_event=options.cancel_event, on_event=options.on_event)
-            with recording(decision.plan.steps, writer, build_id):  # ComfyUI job records, when ComfyUI steps run
+            with recording(decision.plan.steps, writer, build_id):  # job records of backends that run on servers
                 done = executor.run(decision.plan, cplan.statics, decision.sources, decision.forced)
             result.ran, result.failed, result.skipped = done.ran, done.failed, done.skipped
             result.cached += done.cached

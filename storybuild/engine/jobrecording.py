@@ -1,43 +1,53 @@
-"""ComfyUI job records into the state DB while a build runs ComfyUI actions.
+"""Job records into the state DB while a build runs actions of backends that report them.
 
-    farm attempt ──JobRecord──► recorder ──op──► StateWriter ──► state.sqlite comfy_jobs
-                                                                       │
-                                                                storybuild stats
+    server attempt ──record──► recorder ──op──► StateWriter ──► state.sqlite jobs
+                                                                      │
+                                                               storybuild stats
 
-The engine wraps its execution in `recording(...)`. Only a build whose steps include a
-comfyui action imports the ComfyUI backend, so no-op builds and films without generative
-shots never pay for it.
+The engine wraps its execution in `recording(...)`. A backend reports job attempts when it
+has `add_recorder` (backends/contract.py); only the backends of this build's steps are asked,
+so no-op builds and films without such actions never import them.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Iterable, Iterator
 
+from storybuild.backends.contract import get_backend
 from storybuild.store import jobs
 from storybuild.store.state import StateWriter
-
-BACKEND = "comfyui"
 
 
 @contextmanager
 def recording(steps: Iterable[Any], writer: StateWriter, build_id: int) -> Iterator[None]:
-    """Store the job records of this build's ComfyUI steps (plan.Step objects) while inside."""
-    ours = {step.action.id for step in steps if step.action.backend == BACKEND}
-    if not ours:
+    """Store the job records of this build's steps (plan.Step objects) while inside."""
+    by_backend: dict[str, set[str]] = {}
+    for step in steps:
+        by_backend.setdefault(step.action.backend, set()).add(step.action.id)
+    reporting = {name: ids for name, ids in by_backend.items() if hasattr(get_backend(name), "add_recorder")}
+    if not reporting:
         yield
         return
-    from storybuild.backends.comfyui.backend import add_recorder, remove_recorder
-
-    def record(job) -> None:
-        # Farms are shared in-process (watch mode keeps them between builds): keep only
-        # the attempts of this build's actions.
-        if job.action_id in ours:
-            writer.put([jobs.put_job(build_id, job.to_json())])
-
     writer.put([jobs.create_table(), jobs.prune()])
-    add_recorder(record)
+    with ExitStack() as stack:
+        for name, ours in reporting.items():
+            stack.enter_context(_recorder(name, ours, writer, build_id))
+        yield
+
+
+@contextmanager
+def _recorder(name: str, ours: set[str], writer: StateWriter, build_id: int) -> Iterator[None]:
+    backend = get_backend(name)
+
+    def record(job: Any) -> None:
+        # A backend's servers are shared in-process (watch mode keeps them between builds):
+        # keep only the attempts of this build's actions.
+        if job.action_id in ours:
+            writer.put([jobs.put_job(build_id, name, job.to_json())])
+
+    backend.add_recorder(record)
     try:
         yield
     finally:
-        remove_recorder(record)
+        backend.remove_recorder(record)

@@ -14,11 +14,9 @@ not in the shot's cast is a warning, not an error: off-screen voices are legitim
 from __future__ import annotations
 
 import difflib
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Iterable
 
+from storybuild.backends.contract import setting_files, shipped_workflows
 from storybuild.errors import DiagnosticList
 from storybuild.manifest import assetcheck
 from storybuild.manifest.locations import LocIndex, Path
@@ -46,16 +44,6 @@ def as_list(value: Any) -> list:
 def as_str(value: Any) -> str | None:
     """`value` if it is text, else None."""
     return value if isinstance(value, str) else None
-
-
-@lru_cache(maxsize=1)
-def shipped_workflows() -> frozenset[str]:
-    """Ids of the workflow templates shipped in templates/comfyui/index.json (none if absent)."""
-    try:
-        index = resources.files("storybuild").joinpath("templates", "comfyui", "index.json").read_text("utf-8")
-        return frozenset(json.loads(index).get("templates", {}))
-    except (OSError, ValueError, AttributeError):
-        return frozenset()
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str | None:
@@ -91,9 +79,8 @@ class CrossChecker:
             self._workflow(("workflows", wid), as_dict(workflow))
         self._unique("exports", "export")
         self._steps()
-        comfy = as_dict(as_dict(self.doc.get("backends")).get("comfyui"))
-        if as_str(comfy.get("object_info")):
-            self._file(("backends", "comfyui", "object_info"), comfy["object_info"], must_exist=True)
+        for path, rel in setting_files(as_dict(self.doc.get("backends"))):
+            self._file(path, rel, must_exist=True)
         return self.diags
 
     # ----------------------------------------------------------------- helpers
@@ -220,7 +207,7 @@ class CrossChecker:
     def _workflow(self, path: Path, workflow: dict) -> None:
         file = as_str(workflow.get("file"))
         if file is not None and file.startswith("builtin:"):
-            shipped = shipped_workflows()
+            shipped = sorted(shipped_workflows())
             name = file[len("builtin:"):]
             if shipped and name not in shipped:
                 self.error(path + ("file",), f"unknown shipped workflow '{file}'",
@@ -229,7 +216,7 @@ class CrossChecker:
             clean = self._file(path + ("file",), file, must_exist=True)
             if clean is not None and not clean.endswith(".json"):
                 self.error(path + ("file",), f"workflow file '{file}' is not a .json file",
-                           "export the workflow from ComfyUI (Save, or Export (API))", "asset-format")
+                           "save the workflow as JSON from the tool that runs it", "asset-format")
         for param in as_dict(workflow.get("bindings")):
             if isinstance(param, str) and not param.startswith(_BINDABLE_GROUPS) and param not in BINDABLE:
                 self.warning(path + ("bindings", param), f"'{param}' is not a parameter storybuild provides; "

@@ -8,7 +8,7 @@ beyond MAX_ALIAS_NODES (the "billion laughs" attack), an empty file and a root t
 a mapping. Every problem becomes a Diagnostic with a file:line:col.
 
 Scalars are resolved with the YAML 1.2 core schema, the one editors use: `no`, `on` and
-`off` stay text (espeak's Norwegian voice is called `no`), only true/false are booleans.
+`off` stay text (the Norwegian voice is called `no`), only true/false are booleans.
 Mapping keys are always text, exactly as written.
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
+from storybuild.backends.contract import STEPS
 from storybuild.errors import DiagnosticList, StorybuildError
 from storybuild.hashing import static_digest
 from storybuild.model import Action, ActionInput, FileInput, Input, Manifest, Quality
@@ -63,7 +64,7 @@ def step_actions(manifest: Manifest, film: Sequence[Action] = ()) -> list[Action
             source = ActionInput(*producer) if producer else FileInput(rel)
             inputs.append(Input(rel, source))
         actions.append(Action(
-            id=STEP_PREFIX + step.id, kind="step", backend="command",
+            id=STEP_PREFIX + step.id, kind="step", backend=STEPS,
             params={"argv": list(step.argv), "env": dict(step.env), "outputs": list(step.outputs)},
             inputs=tuple(inputs), outputs=tuple(step.outputs), loc=step.loc,
             origins={"argv": f"{path}.argv", "env": f"{path}.env", "outputs": f"{path}.outputs"},

@@ -29,10 +29,11 @@ def confined(rel: str) -> str:
     return norm
 
 
-def placements(backend: str, outputs: Iterable[str], view: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(output name, project-relative path) for every file an action shows outside the CAS."""
+def placements(in_place: bool, outputs: Iterable[str], view: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(output name, project-relative path) for every file an action shows outside the CAS;
+    `in_place`: its outputs are project paths it writes itself (a custom step's)."""
     placed = [(name, confined(f"{BUILD_DIR}/{path}")) for name, path in view.items()]
-    if backend == "command":
+    if in_place:
         placed.extend((name, confined(name)) for name in outputs)
     return placed
 

@@ -35,12 +35,9 @@ def referenced_files(manifest: Manifest) -> set[str]:
     # A step's outputs are written by the build itself: following them would make every
     # build that runs a step look like an edit.
     rels -= produced
-    from storybuild.backends.contract import get_backend, settings_of
+    from storybuild.backends.contract import setting_files
 
-    for name in manifest.backends.settings:
-        watched = getattr(get_backend(name), "watched_files", None)
-        if watched is not None:
-            rels.update(watched(settings_of(manifest.backends, name)))
+    rels.update(rel for _, rel in setting_files(manifest.backends.settings))
     return {rel for rel in rels if rel}
 
 

@@ -6,7 +6,7 @@
         ▼
     samples at the model's rate + samples per phoneme
         │  ipa.py (codepoints → sounds → espeak mnemonics, words)
-        │  storybuild.backends.embedded.speech_audio (trim, resample)
+        │  storybuild.backends.shared.speech_audio (trim, resample)
         ▼
     line.wav (mono PCM_16 at sample_rate), timings.json (the format visemes read)
 

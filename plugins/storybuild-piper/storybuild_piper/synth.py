@@ -226,8 +226,10 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
     """
     import soundfile
 
-    from storybuild.backends.embedded import speech_audio, speech_timing
-    from storybuild.backends.embedded.speech_timing import Timed, Timings
+    from storybuild.backends.shared import speech_audio
+
+    from storybuild.backends.shared import speech_timing
+    from storybuild.backends.shared.speech_timing import Timed, Timings
 
     params = ctx.params
     text = params.get("text")

@@ -22,10 +22,17 @@ VOICE_SCHEMA = {"required": ["workflow"]}  # a voice on ComfyUI is a text-to-spe
 
 
 def __getattr__(name: str):
-    # The settings schema (backends.comfyui) is read only when a schema is published.
-    if name == "CONFIG_SCHEMA":
-        import json
-        from importlib import resources
+    # Read only when asked: the settings schema (when a schema is published) and the ids of
+    # the shipped workflow templates (when a manifest names builtin:<id>).
+    import json
+    from importlib import resources
 
+    if name == "CONFIG_SCHEMA":
         return json.loads(resources.files(__name__).joinpath("config.schema.json").read_text("utf-8"))
+    if name == "SHIPPED_WORKFLOWS":
+        try:
+            index = resources.files("storybuild").joinpath("templates", "comfyui", "index.json").read_text("utf-8")
+            return frozenset(json.loads(index).get("templates", {}))
+        except (OSError, ValueError, AttributeError):
+            return frozenset()
     raise AttributeError(name)

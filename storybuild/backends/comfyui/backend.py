@@ -17,12 +17,13 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from storybuild.backends.comfyui import CAPABILITIES, NAME, VERSION, settings
+from storybuild.backends.comfyui import CAPABILITIES, NAME, VERSION
 from storybuild.backends.comfyui.jobrecords import JobRecord
-from storybuild.backends.comfyui.settings import ComfyServer
-from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, bind, lookup, parse_loc
+from storybuild.backends.comfyui.prompt import binding_values, bound_workflow
+from storybuild.backends.comfyui.settings import read_config, servers_of
+from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, lookup, parse_loc
 from storybuild.backends.contract import ActionContext, SpeechRequest
-from storybuild.errors import BackendError, ManifestError
+from storybuild.errors import BackendError
 
 OUTPUTS = {"keyframe": "keyframe.png", "clip": "clip.mp4", "lipsync": "lipsync.mp4", "speech": "line.wav"}
 
@@ -47,16 +48,6 @@ def remove_recorder(recorder: Callable[[JobRecord], None]) -> None:
 def _record(record: JobRecord) -> None:
     for recorder in list(_recorders):
         recorder(record)
-
-
-def read_config(config: Any) -> dict[str, Any]:
-    """backends.comfyui as a plain dict (what ctx.config holds), from the section as written or a ComfyConfig."""
-    return dataclasses.asdict(settings.parse(config))
-
-
-def servers_of(config: Mapping[str, Any]) -> list[ComfyServer]:
-    """The configured servers of a section (as written, or read)."""
-    return [settings.server(raw) for raw in config.get("servers") or ()]
 
 
 def farm_for(config: Any):
@@ -94,30 +85,6 @@ def close_farms() -> None:
         farm.close()
 
 
-def binding_values(params: Mapping[str, Any], inputs: Mapping[str, Path] | None) -> dict[str, Any]:
-    """The values to bind: a file param with no value takes the action input of the same name."""
-    values = dict(params.get("values") or {})
-    for raw in params.get("bindings") or ():
-        param = BindingSpec.read(raw).param
-        present, _ = lookup(values, param)
-        if param in FILE_PARAMS and not present and (inputs is None or param in inputs):
-            values[param] = param
-    return values
-
-
-def bound_workflow(params: Mapping[str, Any], inputs: Mapping[str, Path] | None = None) -> dict[str, Any]:
-    """The action's workflow with its values applied (file params as upload placeholders)."""
-    if not isinstance(params.get("workflow"), Mapping):
-        raise BackendError("ComfyUI action params carry no workflow (the planner could not resolve one)",
-                           parse_loc(params.get("loc")))
-    try:
-        return bind(params["workflow"], params.get("bindings") or (), binding_values(params, inputs),
-                    what=f"workflow {params.get('workflow_id', 'workflow')!r}", loc=parse_loc(params.get("loc")),
-                    optional=params.get("optional") or None, outputs=params.get("outputs") or ())
-    except ManifestError as err:
-        raise BackendError("\n".join(d.message for d in err.diagnostics), parse_loc(params.get("loc"))) from None
-
-
 class ComfyUIBackend:
     """Generative pictures, lip-sync and voices on ComfyUI servers."""
 
@@ -133,9 +100,40 @@ class ComfyUIBackend:
         """Ready to take work: at least one server."""
         return bool(config.get("servers"))
 
-    def watched_files(self, config: Mapping[str, Any]) -> list[str]:
-        """Project files the settings name (a saved object_info), so that editing one rebuilds."""
-        return [config["object_info"]] if config.get("object_info") else []
+    def setting_files(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        """Project files the section names, by setting: a saved object_info dump."""
+        value = raw.get("object_info")
+        return {"object_info": value} if isinstance(value, str) and value else {}
+
+    # ---- what the command line asks of a backend that runs work on servers (cli/backendcmds.py)
+
+    def models(self, manifest: Any) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
+        """Each server's model files by folder, and the unreachable servers with why."""
+        from storybuild.backends.comfyui.commands import models_by_server
+
+        return models_by_server(manifest)
+
+    def check_live(self, manifest: Any, actions: Any) -> list[Any]:
+        """The workflows checked against the servers' object_info (validate --backends)."""
+        from storybuild.backends.comfyui.commands import check_live
+
+        return check_live(manifest, actions)
+
+    def job_stats(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Success rate and mean times of job records, overall, per workflow and per server."""
+        from storybuild.backends.comfyui.jobrecords import stats
+
+        return stats(records)
+
+    @staticmethod
+    def add_recorder(recorder: Callable[[JobRecord], None]) -> None:
+        """Send each job attempt's record to `recorder` (a build records them in the state DB)."""
+        add_recorder(recorder)
+
+    @staticmethod
+    def remove_recorder(recorder: Callable[[JobRecord], None]) -> None:
+        """Stop sending records to `recorder`."""
+        remove_recorder(recorder)
 
     def plan_picture(self, ex: Any, shot: Any, look: Any, lines: list[dict]) -> list[Any]:
         """Add a generative shot's actions (keyframe, clip, lip-sync; takes) through the planner's

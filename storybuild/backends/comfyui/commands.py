@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from storybuild.backends.comfyui import registry, settings
-from storybuild.backends.comfyui.backend import bound_workflow, read_config, servers_of
+from storybuild.backends.comfyui.prompt import bound_workflow
+from storybuild.backends.comfyui.settings import read_config, servers_of
 from storybuild.backends.comfyui.expansion import cached_object_info, project_file
 from storybuild.backends.comfyui.nodespec import MODEL_INPUTS
-from storybuild.backends.comfyui.jobrecords import stats  # noqa: F401  (re-exported for the CLI)
 from storybuild.backends.comfyui.validate import validate_workflow
 from storybuild.backends.comfyui.workflow import BindingSpec, check_bindings, load_workflow
 from storybuild.errors import BackendError, Diagnostic, ManifestError, Severity, SourceLoc
@@ -152,3 +152,36 @@ class _Check:
             if not found:
                 break
         return best or []
+
+
+def models_by_server(manifest: Manifest) -> tuple[dict[str, dict[str, list[str]]], dict[str, str]]:
+    """`storybuild backends models`: each server's model files by folder, and the servers that
+    could not be reached with why. UsageError when no server is configured."""
+    from storybuild.errors import UsageError
+
+    config = read_config(manifest.backends.settings.get("comfyui"))
+    if not config.get("servers"):
+        raise UsageError("no ComfyUI servers are configured", manifest.loc_of("backends"),
+                         hint="list them under backends.comfyui.servers")
+    listing: dict[str, dict[str, list[str]]] = {}
+    errors: dict[str, str] = {}
+    for server in config["servers"]:  # one at a time, so each error belongs to its server
+        failed: list[str] = []
+        listing.update(list_models({**config, "servers": [server]}, errors=failed))
+        if failed:
+            errors[server["url"]] = "; ".join(failed)
+    return listing, errors
+
+
+def check_live(manifest: Manifest, actions: Iterable[Action]) -> list[Diagnostic]:
+    """`validate --backends`: every declared and bound workflow against object_info (the saved
+    dump, else each server); a warning when there is nothing to check them against."""
+    comfy = settings.of(manifest)
+    if not comfy.servers and not comfy.object_info:
+        if not manifest.workflows:
+            return []
+        return [Diagnostic("cannot check the workflows: no ComfyUI server and no saved object_info",
+                           manifest.loc_of("backends"), "list servers under backends.comfyui.servers, or save a "
+                           "server's GET /object_info and name it in backends.comfyui.object_info",
+                           severity=Severity.WARNING, code="nothing_to_check")]
+    return validate_workflows(manifest, actions)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from storybuild.backends.comfyui.jobrunner import Fetched
-from storybuild.backends.embedded.ffmpeg import BITEXACT, X264, encode_frames, run_ffmpeg
+from storybuild.backends.shared.ffmpeg import BITEXACT, X264, encode_frames, run_ffmpeg
 from storybuild.errors import BackendError
 
 DEFAULT_FPS = 24.0

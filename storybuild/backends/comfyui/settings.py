@@ -6,6 +6,7 @@ is the one place that reads ComfyUI's. Its schema is config.schema.json beside i
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -59,3 +60,13 @@ def parse(raw: Mapping[str, Any] | ComfyConfig | None) -> ComfyConfig:
 def of(manifest: Any) -> ComfyConfig:
     """The manifest's backends.comfyui."""
     return parse(manifest.backends.settings.get(NAME))
+
+
+def read_config(config: Any) -> dict[str, Any]:
+    """backends.comfyui as a plain dict (what ctx.config holds), from the section as written or a ComfyConfig."""
+    return dataclasses.asdict(parse(config))
+
+
+def servers_of(config: Mapping[str, Any]) -> list[ComfyServer]:
+    """The configured servers of a section (as written, or read)."""
+    return [server(raw) for raw in config.get("servers") or ()]

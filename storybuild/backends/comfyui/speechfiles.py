@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from storybuild.backends.embedded import audio
-from storybuild.backends.embedded.speech_audio import to_pcm16
-from storybuild.backends.embedded.speech_timing import Timed, Timings, to_json
+from storybuild.backends.shared import audio
+from storybuild.backends.shared.speech_audio import to_pcm16
+from storybuild.backends.shared.speech_timing import Timed, Timings, to_json
 from storybuild.errors import BackendError
 
 FRAME_S = 0.01  # loudness window

@@ -18,7 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from storybuild.backends.contract import ActionContext
-from storybuild.backends.embedded import audio, ffmpeg, filmsound
+from storybuild.backends.embedded import filmsound
+from storybuild.backends.shared import audio
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.cut import cut_json, plan_cut, read_shot, write_json
 from storybuild.backends.embedded.filmvideo import (FilmJob, audio_args, concat_list, conform, copyable, frames_of,
                                                     video_args, write_film)

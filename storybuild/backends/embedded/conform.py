@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from storybuild.backends.embedded.ffmpeg import ffmpeg_exe
+from storybuild.backends.shared.ffmpeg import ffmpeg_exe
 from storybuild.errors import BackendError, Cancelled
 
 

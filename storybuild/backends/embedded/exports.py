@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from storybuild.backends.contract import ActionContext
-from storybuild.backends.embedded import captions, ffmpeg, reframe, sheets, subtitles, timeline
+from storybuild.backends.embedded import captions, reframe, sheets, subtitles, timeline
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.cut import load_cut
 from storybuild.errors import BackendError
 

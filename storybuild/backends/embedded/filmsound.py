@@ -20,7 +20,9 @@ from typing import Callable, Collection, Mapping
 
 import numpy as np
 
-from storybuild.backends.embedded import audio, loudness
+from storybuild.backends.embedded import loudness
+
+from storybuild.backends.shared import audio
 from storybuild.backends.embedded.cut import FilmCut
 from storybuild.errors import BackendError
 

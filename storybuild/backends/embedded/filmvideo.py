@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from storybuild.backends.embedded import ffmpeg, mp4box
+from storybuild.backends.embedded import mp4box
+
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.cut import FilmCut
 from storybuild.errors import BackendError
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from storybuild.backends.embedded.audio import fast_len
+from storybuild.backends.shared.audio import fast_len
 
 ABSOLUTE_GATE = -70.0
 RELATIVE_GATE = -10.0

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from storybuild.backends.contract import ActionContext
-from storybuild.backends.embedded import audio, reverb
+from storybuild.backends.embedded import reverb
+from storybuild.backends.shared import audio
 from storybuild.backends.embedded.cut import ShotInfo, read_shot
 from storybuild.errors import BackendError
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from storybuild.backends.embedded.audio import fft_convolve
+from storybuild.backends.shared.audio import fft_convolve
 from storybuild.errors import BackendError
 
 

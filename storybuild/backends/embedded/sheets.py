@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from storybuild.backends.embedded import ffmpeg
+from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.captions import font
 from storybuild.errors import BackendError
 

@@ -142,7 +142,7 @@ def _pooled(spec: ShotSpec, ctx: ActionContext, jobs: int, first: int) -> Iterat
     from concurrent.futures.process import BrokenProcessPool
 
     from storybuild.backends.embedded import framepool
-    from storybuild.backends.embedded.liveness import StallWatch
+    from storybuild.backends.shared.liveness import StallWatch
 
     key = uuid.uuid4().hex  # this run of this shot: workers cache its painter under it
     pending: deque = deque()
@@ -238,7 +238,7 @@ def run_shot(ctx: ActionContext) -> dict[str, Path]:
     """Render the shot's picture into shot.mp4 and thumb.png (its layout is layout/<shot>'s)."""
     from PIL import Image
 
-    from storybuild.backends.embedded.ffmpeg import encode_frames
+    from storybuild.backends.shared.ffmpeg import encode_frames
 
     spec = build_spec(ctx.params, ctx.inputs, ctx.cache_dir)
     width, height = int(spec.params["width"]), int(spec.params["height"])

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from storybuild.backends.contract import ActionContext, SpeechRequest
-from storybuild.backends.embedded.liveness import StallWatch
+from storybuild.backends.shared.liveness import StallWatch
 from storybuild.backends.espeak import CAPABILITIES, NAME, VERSION
 from storybuild.errors import BackendError, Cancelled, Diagnostic, ManifestError, TransientError
 
@@ -235,7 +235,9 @@ def run_speech(ctx: ActionContext) -> dict[str, Path]:
     import numpy as np
     import soundfile
 
-    from storybuild.backends.embedded import speech_audio, speech_timing
+    from storybuild.backends.shared import speech_audio
+
+    from storybuild.backends.shared import speech_timing
 
     params = ctx.params
     text = params.get("text")

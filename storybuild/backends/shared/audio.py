@@ -41,7 +41,7 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _ffmpeg_rate(path: Path) -> int:
-    from storybuild.backends.embedded import ffmpeg
+    from storybuild.backends.shared import ffmpeg
 
     info = ffmpeg.probe(path)
     if info.audio is None or info.sample_rate is None:
@@ -50,7 +50,7 @@ def _ffmpeg_rate(path: Path) -> int:
 
 
 def _read_with_ffmpeg(path: Path) -> np.ndarray:
-    from storybuild.backends.embedded import ffmpeg
+    from storybuild.backends.shared import ffmpeg
 
     rate = _ffmpeg_rate(path)
     # ffmpeg's own downmix handles 5.1 and friends properly; we only ask for stereo f32.
