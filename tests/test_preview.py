@@ -397,3 +397,18 @@ def test_report_is_static_with_relative_media(tmp_path):
     assert (index.parent / "media" / "film.mp4").read_bytes() == b"new cut"
     assert not (index.parent / "media" / "shots" / "s2.png").exists()
     assert [p.name for p in build.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_an_action_kind_the_page_has_never_heard_of_shows_under_its_shot(tmp_path):
+    # A backend may add kinds of its own (upscale/<shot>, a take of a keyframe): the page
+    # reads the owner from the id (storybuild.actionids), not from a list of kinds.
+    build = tmp_path / "build"
+    write_build(build)
+    state = LiveState()
+    state.set_manifest(describe_manifest(make_manifest(tmp_path)))
+    state.rebuild_started("full", ["storybuild.yaml"])
+    state.on_event({"event": "failed", "action": "upscale/s2", "error": "out of memory", "loc": None})
+    state.on_event({"event": "started", "action": "keyframe/s1/take2"})
+    s1, s2 = page_data(state.snapshot(), build, PlainUrls())["scenes"][0]["shots"]
+    assert s1["status"]["state"] == "running" and s1["status"]["action"] == "keyframe/s1/take2"
+    assert s2["status"]["state"] == "failed" and s2["status"]["error"] == "out of memory"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
+from storybuild.actionids import STEP, step_id
 from storybuild.backends.contract import STEPS
 from storybuild.errors import DiagnosticList, StorybuildError
 from storybuild.hashing import static_digest
@@ -26,7 +27,6 @@ except ImportError as exc:  # the film pipeline is optional until it lands; noth
         raise
     _expand = None
 
-STEP_PREFIX = "step/"
 
 
 def plan_actions(manifest: Manifest, quality: Quality = Quality.FULL) -> list[Action]:
@@ -49,10 +49,10 @@ def step_actions(manifest: Manifest, film: Sequence[Action] = ()) -> list[Action
     problems = DiagnosticList()
     for step in manifest.steps:
         for out in step.outputs:
-            if out in producers and producers[out][0] != STEP_PREFIX + step.id:
+            if out in producers and producers[out][0] != step_id(step.id):
                 problems.error(f"step {step.id!r} declares output {out!r}, which {producers[out][0]!r} also makes",
                                step.loc, hint="every file must have exactly one producer")
-            producers[out] = (STEP_PREFIX + step.id, out)
+            producers[out] = (step_id(step.id), out)
     problems.raise_if_errors()
 
     actions = []
@@ -64,7 +64,7 @@ def step_actions(manifest: Manifest, film: Sequence[Action] = ()) -> list[Action
             source = ActionInput(*producer) if producer else FileInput(rel)
             inputs.append(Input(rel, source))
         actions.append(Action(
-            id=STEP_PREFIX + step.id, kind="step", backend=STEPS,
+            id=step_id(step.id), kind=STEP, backend=STEPS,
             params={"argv": list(step.argv), "env": dict(step.env), "outputs": list(step.outputs)},
             inputs=tuple(inputs), outputs=tuple(step.outputs), loc=step.loc,
             origins={"argv": f"{path}.argv", "env": f"{path}.env", "outputs": f"{path}.outputs"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from storybuild.actionids import PREVIEW, action_id
 from storybuild.backends.contract import (
     DEFAULT_PICTURE, DEFAULT_SPEECH, NO_LIPSYNC, OFFLINE, SpeechRequest, generative_backend, get_backend,
 )
@@ -62,7 +63,8 @@ class _Expander:
     def __init__(self, manifest: Manifest, quality: Quality):
         self.m = manifest
         self.quality = quality
-        self.pre = "preview/" if quality is Quality.PREVIEW else ""
+        self.preview = quality is Quality.PREVIEW
+        self.pre = PREVIEW if self.preview else ""  # the build/ view of a preview pass is build/preview/
         project = manifest.project
         if quality is Quality.PREVIEW:
             self.width = even(project.width * project.preview.scale)
@@ -80,6 +82,10 @@ class _Expander:
     def add(self, action: Action) -> str:
         self.actions.append(action)
         return action.id
+
+    def id(self, kind: str, owner: str = "", *, line: int | None = None, take: int | None = None) -> str:
+        """The id of an action of this pass (storybuild.actionids)."""
+        return action_id(kind, owner, line=line, take=take, preview=self.preview)
 
     def view(self, path: str) -> str:
         return f"{self.pre}{path}"
@@ -109,7 +115,7 @@ class _Expander:
         for index, line in enumerate(shot.dialogue):
             character = self.m.characters[line.character]
             voice = self.voice_params(character, line.emotion)
-            speech_id = f"{self.pre}speech/{shot.id}/{index}"
+            speech_id = self.id("speech", shot.id, line=index)
             backend = character.voice.engine or DEFAULT_SPEECH
             request = SpeechRequest(line.text, voice, line.emotion, self.sample_rate, shot.id, index, line.loc,
                                     self.m, character.voice.workflow)
@@ -135,7 +141,7 @@ class _Expander:
                 else:
                     source = Input("timings", ActionInput(speech_id, "timings.json"))
                 visemes_id = self.add(Action(
-                    id=f"{self.pre}visemes/{shot.id}/{index}", kind="visemes", backend=OFFLINE,
+                    id=self.id("visemes", shot.id, line=index), kind="visemes", backend=OFFLINE,
                     params={"extended": True}, inputs=(source,), outputs=("visemes.json",),
                     view={"visemes.json": self.view(f"dialogue/{shot.id}/{index:02d}-{line.character}.visemes.json")},
                     loc=line.loc, origins={"extended": f"{line.path}"},
@@ -284,13 +290,13 @@ class _Expander:
         generated = sorted(i.name for i in inputs if isinstance(i.source, ActionInput)
                            and not i.name.startswith(("timings:", "visemes:")))
         self.layouts[shot.id] = self.add(Action(
-            id=f"{self.pre}layout/{shot.id}", kind="layout", backend=OFFLINE,
+            id=self.id("layout", shot.id), kind="layout", backend=OFFLINE,
             params={**params, "generated": generated},
             inputs=tuple(i for i in inputs if isinstance(i.source, FileInput) or i.name.startswith("timings:")),
             outputs=("shot.json",), loc=shot.loc, origins={**origins, "generated": f"{shot.path}.picture"},
         ))
         return self.add(Action(
-            id=f"{self.pre}shot/{shot.id}", kind="shot", backend=OFFLINE, params=params,
+            id=self.id("shot", shot.id), kind="shot", backend=OFFLINE, params=params,
             inputs=tuple(inputs), outputs=("shot.mp4", "thumb.png"),
             view={"shot.mp4": self.view(f"shots/{shot.id}.mp4"), "thumb.png": self.view(f"shots/{shot.id}.png")},
             loc=shot.loc, origins=origins,
@@ -306,7 +312,7 @@ class _Expander:
             line_entries = []
             for index_, line in enumerate(shot.dialogue):
                 name = f"line:{shot.id}/{index_}"
-                inputs[name] = Input(name, ActionInput(f"{self.pre}speech/{shot.id}/{index_}", "line.wav"))
+                inputs[name] = Input(name, ActionInput(self.id("speech", shot.id, line=index_), "line.wav"))
                 line_entries.append({"index": index_, "input": name, "volume": 1.0})
             sfx_entries = []
             for cue in shot.sfx:
@@ -329,7 +335,7 @@ class _Expander:
         params = {"sample_rate": self.sample_rate, "reverb": scene.reverb.value,
                   "ambience": cue(scene.ambience, False), "music": cue(scene.music, True), "shots": shots_params}
         mix = self.add(Action(
-            id=f"{self.pre}mix/{scene.id}", kind="mix", backend=OFFLINE, params=params,
+            id=self.id("mix", scene.id), kind="mix", backend=OFFLINE, params=params,
             inputs=tuple(inputs.values()), outputs=("mix.wav", *(f"{s}.wav" for s in STEMS)),
             view={"mix.wav": self.view(f"scenes/{scene.id}.wav")}, loc=scene.loc,
             origins={"reverb": f"{scene.path}.reverb", "ambience": f"{scene.path}.ambience",
@@ -339,7 +345,7 @@ class _Expander:
         video_inputs = [Input(f"shot:{shot.id}:video", ActionInput(action, "shot.mp4"))
                         for shot, action in zip(scene.shots, shot_ids)]
         scene_id = self.add(Action(
-            id=f"{self.pre}scene/{scene.id}", kind="scene", backend=OFFLINE,
+            id=self.id("scene", scene.id), kind="scene", backend=OFFLINE,
             params={"fps": self.fps, "width": self.width, "height": self.height,
                     "shots": [shot.id for shot in scene.shots]},
             inputs=(*video_inputs, Input("mix", ActionInput(mix, "mix.wav"))), outputs=("scene.mp4",),
@@ -368,7 +374,7 @@ class _Expander:
                    "fps": "project.fps", "width": "project.resolution", "height": "project.resolution",
                    "sample_rate": "project.sample_rate"}
         sound = self.add(Action(
-            id=f"{self.pre}sound", kind="sound", backend=OFFLINE,
+            id=self.id("sound"), kind="sound", backend=OFFLINE,
             params={"fps": self.fps, "sample_rate": self.sample_rate, "loudness": project.loudness,
                     "scenes": scene_params},
             inputs=(*stems, *layouts), outputs=("master.wav", *(f"{s}.wav" for s in STEMS), "master.m4a"),
@@ -376,7 +382,7 @@ class _Expander:
             loc=project.loc, origins=origins,
         ))
         film = self.add(Action(
-            id=f"{self.pre}film", kind="film", backend=OFFLINE,
+            id=self.id("film"), kind="film", backend=OFFLINE,
             params={"fps": self.fps, "width": self.width, "height": self.height,
                     "sample_rate": self.sample_rate, "title": project.title, "scenes": scene_params},
             inputs=(*videos, *layouts, Input("master", ActionInput(sound, "master.m4a"))),
@@ -401,7 +407,7 @@ class _Expander:
                 outputs += [f"stems/{stem}.wav" for stem in (*STEMS, "master")]
             path = next((f"exports[{i}]" for i, e in enumerate(self.m.exports) if e.id == export.id), "exports")
             self.add(Action(
-                id=f"{self.pre}export/{export.id}", kind="export", backend=OFFLINE,
+                id=self.id("export", export.id), kind="export", backend=OFFLINE,
                 params={"id": export.id, "preset": export.preset,
                         "resolution": list(export.resolution) if export.resolution else None, "reframe": export.reframe.value,
                         "subtitles": list(export.subtitles), "burn_captions": export.burn_captions,

@@ -11,11 +11,9 @@ import difflib
 from fnmatch import fnmatchcase
 from typing import Iterable, Sequence
 
+from storybuild.actionids import NAMESPACES, PREVIEW
 from storybuild.errors import UsageError
 
-# Where a bare name is looked for, in order.
-NAMESPACES = ("", "shot/", "scene/", "export/", "step/")
-PREVIEW = "preview/"
 
 
 def _candidates(pattern: str) -> list[str]:

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from storybuild.actionids import split_quality
 from storybuild.errors import Diagnostic
 
-PREVIEW_PREFIX = "preview/"
 HISTORY = 20  # rebuild summaries kept for the page
 
 
@@ -28,13 +28,6 @@ BUILT = "built"
 FAILED = "failed"
 CANCELLED = "cancelled"
 SKIPPED = "skipped"  # not run because something it needs failed
-
-
-def split_quality(action_id: str) -> tuple[str, str]:
-    """("preview" | "full", the id without its quality prefix) for an action id."""
-    if action_id.startswith(PREVIEW_PREFIX):
-        return "preview", action_id[len(PREVIEW_PREFIX):]
-    return "full", action_id
 
 
 @dataclass

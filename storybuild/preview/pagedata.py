@@ -7,17 +7,16 @@ film reloads; the report copies files and links them relatively).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Protocol
 
+from storybuild.actionids import parse, split_quality
 from storybuild.model import Manifest
 from storybuild.preview import media
-from storybuild.preview.livestate import BUILT, CACHED, CANCELLED, FAILED, QUEUED, RUNNING, SKIPPED, split_quality
+from storybuild.preview.livestate import BUILT, CACHED, CANCELLED, FAILED, QUEUED, RUNNING, SKIPPED
 
-# Actions that make a shot's picture, and those that make a scene (docs/pipeline.md).
-_SHOT_ACTION = re.compile(r"^(speech|visemes)/(?P<shot>[^/]+)/(?P<line>\d+)$|^(layout|shot|keyframe|clip|lipsync)/(?P<id>[^/]+)$")
-_SCENE_ACTION = re.compile(r"^(mix|scene)/(?P<id>[^/]+)$")
+SCENE_KINDS = ("mix", "scene")  # a scene's own actions, when a shot and a scene share an id
+
 
 
 class Urls(Protocol):
@@ -60,18 +59,23 @@ def describe_manifest(manifest: Manifest) -> dict:
     }
 
 
-def _owners(actions: dict[str, dict]) -> tuple[dict, dict]:
-    """Group action entries by (quality, shot id) and (quality, scene id)."""
+def _owners(actions: dict[str, dict], described: dict) -> tuple[dict, dict]:
+    """Group action entries by (quality, shot id) and (quality, scene id).
+
+    An action belongs to the shot or scene its id names as owner (storybuild.actionids),
+    whatever its kind: a kind a backend adds shows under its shot like the built-in ones.
+    """
+    shot_ids = {shot["id"] for scene in described.get("scenes", []) for shot in scene["shots"]}
+    scene_ids = {scene["id"] for scene in described.get("scenes", [])}
     shots: dict[tuple[str, str], list[tuple[str, dict, int | None]]] = {}
     scenes: dict[tuple[str, str], list[tuple[str, dict, int | None]]] = {}
     for full_id, entry in actions.items():
-        quality, base = split_quality(full_id)
-        if m := _SHOT_ACTION.match(base):
-            shot = m.group("shot") or m.group("id")
-            line = int(m.group("line")) if m.group("line") is not None else None
-            shots.setdefault((quality, shot), []).append((base, entry, line))
-        elif m := _SCENE_ACTION.match(base):
-            scenes.setdefault((quality, m.group("id")), []).append((base, entry, None))
+        parsed = parse(full_id)
+        base = split_quality(full_id)[1]
+        if parsed.owner in shot_ids and parsed.kind not in SCENE_KINDS:
+            shots.setdefault((parsed.quality, parsed.owner), []).append((base, entry, parsed.line))
+        elif parsed.owner in scene_ids:
+            scenes.setdefault((parsed.quality, parsed.owner), []).append((base, entry, None))
     return shots, scenes
 
 
@@ -114,7 +118,7 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
     names = {cid: c["name"] for cid, c in described.get("characters", {}).items()}
     rebuilds = snapshot.get("rebuilds") or []
     prefer = rebuilds[-1]["quality"] if rebuilds else "full"
-    shot_groups, scene_groups = _owners(snapshot.get("actions") or {})
+    shot_groups, scene_groups = _owners(snapshot.get("actions") or {}, described)
 
     film_rel = media.current(build_dir, "film.mp4")
     cut_rel = (film_rel[: -len("film.mp4")] + "film.json") if film_rel else None

@@ -2,7 +2,7 @@
 
 The backend's `plan_picture`: the planner (planning/film.py) calls it when a shot's
 picture is generative and this backend makes it, handing itself over as `ex` (the
-expansion context: the manifest `m`, `pre`, `width`, `height`, `fps`, `add`, `view`,
+expansion context: the manifest `m`, `id` (action ids), `width`, `height`, `fps`, `add`, `view`,
 `asset_input`, `prompt_for` and `problems`). Generated media are not bit-reproducible across servers, so these actions
 are pinned: once built, the lock keeps their outputs until their inputs change.
 `takes: N` makes N candidates of the first generated stage, each with its own seed;
@@ -30,8 +30,7 @@ def comfy_params(ex: Any, kind: str, capability: str, workflow_id: str | None, v
 
 
 def _take_id(ex: Any, kind: str, shot: Shot, take: int) -> str:
-    base = f"{ex.pre}{kind}/{shot.id}"
-    return base if shot.takes == 1 else f"{base}/take{take}"
+    return ex.id(kind, shot.id, take=None if shot.takes == 1 else take)
 
 
 def _candidates(ex: Any, kind: str, capability: str, workflow: str | None, shot: Shot,
@@ -84,7 +83,7 @@ def generative_actions(ex: Any, shot: Shot, look, lines: list[dict]) -> list[Inp
 
         seed = int(picture.params.get("seed", stable_seed(ex.m.project.seed, shot.id, shot.take)))
         clip = ex.add(Action(
-            id=f"{ex.pre}clip/{shot.id}", kind="clip", backend=NAME,
+            id=ex.id("clip", shot.id), kind="clip", backend=NAME,
             params=comfy_params(ex, "clip", GENERATIVE_CAPABILITY[picture.source], picture.workflow, {**values, "seed": seed},
                                 picture.loc, f"{shot.id}/take{shot.take}"),
             inputs=clip_inputs, outputs=("clip.mp4",), view={"clip.mp4": ex.view(f"clips/{shot.id}.mp4")},
@@ -98,7 +97,7 @@ def generative_actions(ex: Any, shot: Shot, look, lines: list[dict]) -> list[Inp
         timings = [Input(f"timings:{line['index']}", ActionInput(line["speech"], "timings.json")) for line in lines]
         lip_values = {**values, "lines": [{"index": line["index"], "offset": line["offset"]} for line in lines]}
         lipsync = ex.add(Action(
-            id=f"{ex.pre}lipsync/{shot.id}", kind="lipsync", backend=NAME,
+            id=ex.id("lipsync", shot.id), kind="lipsync", backend=NAME,
             params=comfy_params(ex, "lipsync", "lipsync", shot.lipsync_workflow, lip_values, shot.loc, shot.id),
             inputs=(clip_input, *audio, *timings), outputs=("lipsync.mp4",),
             view={"lipsync.mp4": ex.view(f"clips/{shot.id}.lipsync.mp4")},
