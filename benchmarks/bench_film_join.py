@@ -30,9 +30,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing; PYTHONP
 
 from storybuild.backends.contract import ActionContext  # noqa: E402
 from storybuild.backends.embedded import assemble, ffmpeg  # noqa: E402
+from storybuild.model import STEMS  # noqa: E402
 
 FPS, W, H, RATE = 24, 640, 360, 48000
-STEMS = ("dialogue", "music", "sfx", "ambience")
 
 
 def _frames(count: int, seed: int):

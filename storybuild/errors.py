@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-EXIT_OK = 0
 EXIT_BUILD_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in storybuild, reported without a traceback
@@ -87,12 +86,6 @@ class ManifestError(StorybuildError):
 
 class UsageError(StorybuildError):
     """A command was used wrongly (unknown target, bad option)."""
-
-
-class BuildError(StorybuildError):
-    """One or more actions failed; the build is incomplete."""
-
-    exit_code = EXIT_BUILD_FAILED
 
 
 class BackendError(StorybuildError):

@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-EVENT_TYPES = ("wait", "explain", "plan", "started", "progress", "retry", "finished", "cached", "failed", "skipped", "summary")
-
 
 @dataclass(frozen=True)
 class Event:

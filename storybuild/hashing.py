@@ -51,7 +51,9 @@ def stat_of(path: str | os.PathLike) -> FileStat | None:
     return FileStat(st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _default(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """The JSON form of a value json cannot encode itself (json's `default=` hook): an Enum
+    by its value, a Mapping as a dict, a set sorted, a path as its string; TypeError else."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
@@ -65,12 +67,18 @@ def _default(value: Any) -> Any:
 
 # One encoder for every key: json.dumps with options builds a new one per call.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                            default=_default)
+                            default=jsonable)
 
 
 def canonical_json(value: Any) -> bytes:
     """UTF-8 JSON with sorted keys and no whitespace: equal values give equal bytes."""
     return _ENCODER.encode(value).encode("utf-8")
+
+
+def plain(value: Any) -> Any:
+    """A copy of `value` as plain JSON data (dicts, lists, str, numbers, bool, None), each
+    value converted as canonical_json converts it (`jsonable`); tuples become lists."""
+    return json.loads(json.dumps(value, default=jsonable))
 
 
 def digest_bytes(data: bytes) -> str:

@@ -18,6 +18,10 @@ from storybuild.errors import Diagnostic, SourceLoc
 Vec3 = tuple[float, float, float]
 NOWHERE = SourceLoc("<none>")
 
+# A film's sound in stems, in this order: each scene's mix writes one WAV of each, the
+# film's sound joins them (and adds the master mix), exports copy them out.
+STEMS = ("dialogue", "music", "sfx", "ambience")
+
 
 # --------------------------------------------------------------------------- enums
 

@@ -3,6 +3,10 @@
 A manifest may come from someone else's repository, so every path it names must resolve
 inside the project directory: no absolute paths, no `..` that climbs out, no symlink that
 points outside. Paths are posix (`/`) and project-relative in the model.
+
+This is the one place that says whether a path is inside a folder: `confine` for what a
+manifest names, `inside_lexically` for paths the build writes itself, `within` for
+absolute paths (the preview's media, a backend's scratch folder, watched trees).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
+MANIFEST_NAME = "storybuild.yaml"  # the film's manifest, at the project's root
 BUILD_DIR = "build"  # the project's human view of what a build made (film.mp4, shots/, ...)
 STORE_DIR = ".storybuild"  # the project's cache and state (CAS, action cache, state DB)
 
@@ -23,6 +28,32 @@ class PathProblem(ValueError):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
+
+
+def climbs_out(norm: str) -> bool:
+    """Whether the normalised relative posix path `norm` leaves its folder through `..`."""
+    return norm == ".." or norm.startswith("../")
+
+
+def inside_lexically(rel: str) -> str | None:
+    """`rel` normalised (posix), or None if it is absolute or climbs out with `..`.
+
+    Lexical only, no symlink followed: for paths the build itself writes (views, a step's
+    declared outputs). A path a manifest names goes through `confine`.
+    """
+    norm = posixpath.normpath(rel)
+    if posixpath.isabs(rel) or climbs_out(norm):
+        return None
+    return norm
+
+
+def within(path: str, folder: str) -> bool:
+    """Whether the absolute, normalised `path` is `folder` itself or below it.
+
+    A string test on whole components ("build2" is not within "build"); pass real paths
+    (os.path.realpath) where a symlink must not lead out.
+    """
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def confine(root: str, path: str, base: str = "") -> str:
@@ -44,7 +75,6 @@ class Confiner:
 
     def __init__(self, root: str):
         self.real_root = os.path.realpath(root)
-        self._prefix = self.real_root.rstrip(os.sep) + os.sep
         self._real: dict[str, str] = {".": self.real_root}
         self._done: dict[tuple[str, str], str | PathProblem] = {}
 
@@ -70,10 +100,10 @@ class Confiner:
         if path.startswith("/") or _DRIVE.match(path) or path.startswith("~"):
             raise PathProblem(f"absolute path '{path}' is not allowed", "write it relative to the project folder")
         joined = posixpath.normpath(posixpath.join(base, path))
-        if joined == ".." or joined.startswith("../"):
+        if climbs_out(joined):
             raise PathProblem(f"path '{path}' escapes the project folder", "keep the file inside the project")
         real = self._resolve(joined)
-        if real != self.real_root and not real.startswith(self._prefix):
+        if not within(real, self.real_root):
             raise PathProblem(f"path '{path}' leads outside the project through a symlink",
                               "copy the file into the project instead of linking to it")
         return joined

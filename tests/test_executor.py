@@ -1,4 +1,4 @@
-"""executor: order, parallelism, per-backend limits, retries, keep-going, cancellation, cut-off."""
+"""The scheduler (engine/scheduler.py): order, parallelism, per-backend limits, retries, keep-going, cancellation, cut-off."""
 
 from __future__ import annotations
 

@@ -50,3 +50,15 @@ def test_prune_removes_only_unchanged_files_of_vanished_actions(tmp_path):
     assert sorted(dropped) == ["build/shots/a.mp4", "build/shots/a.png"]
     assert not (tmp_path / "build" / "shots" / "a.mp4").exists()
     assert (tmp_path / "build" / "shots" / "a.png").read_text() == "the user's own file"
+
+
+def test_emptied_folders_are_removed_only_inside_build(tmp_path):
+    from storybuild.store.cas import CAS
+    from storybuild.store.view import View
+
+    (tmp_path / "buildings" / "plans").mkdir(parents=True)  # the writer's, beside build/
+    (tmp_path / "build" / "shots").mkdir(parents=True)
+    view = View(tmp_path, CAS(tmp_path / ".storybuild" / "cas"))
+    view._remove_empty_dirs(str(tmp_path / "buildings" / "plans"))
+    view._remove_empty_dirs(str(tmp_path / "build" / "shots"))
+    assert (tmp_path / "buildings" / "plans").is_dir() and not (tmp_path / "build" / "shots").exists()

@@ -91,6 +91,9 @@ class Backend(Protocol):
       cannot speak (located). The action writes line.wav and timings.json (the format of
       storybuild.backends.shared.speech_timing), which the visemes action reads.
     * ``prepare(kinds, jobs)``: a build is about to run actions of ``kinds``.
+    * ``dependencies``: distributions whose release can change its outputs (a model, a
+      synthesiser): an upgrade replans, and its actions run again where its
+      ``config_key`` names the release (as the built-in espeak's does).
     * ``needs_scratch = False``: its outputs are project paths it writes in place (custom
       steps); the runner gives it no scratch folder.
     * Backends that run work on servers: ``add_recorder(fn)``/``remove_recorder(fn)`` (each
@@ -126,6 +129,8 @@ class SpeechRequest:
     loc: SourceLoc | None = None
     manifest: Any = None  # the Manifest, for backends that read more of it (workflows)
     workflow: str | None = None  # the voice's workflow id, for backends that run workflows
+    seed: int = 0  # the project's seed, for engines whose voices have noise
+    voice_loc: SourceLoc | None = None  # where the character's voice is written (for its errors)
 
 
 NO_SETTINGS: Mapping[str, Any] = {"type": "object", "additionalProperties": False}
@@ -256,24 +261,70 @@ def versions() -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, decl.version) for name, decl in declarations().items()))
 
 
+def dependencies(name: str) -> tuple[str, ...]:
+    """The distributions backend `name` declares its outputs depend on."""
+    source = _declaration(name) if name in BUILTIN and name not in _registered else get_backend(name)
+    return tuple(getattr(source, "DEPENDENCIES", None) or getattr(source, "dependencies", ()) or ())
+
+
+def _release(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def releases() -> tuple[tuple[str, str], ...]:
+    """(distribution, release) of every installed backend's dependencies: part of what a
+    cached plan was made with, so an upgrade replans (config keys may name the release)."""
+    return tuple(sorted({(dist, _release(dist)) for name in installed() for dist in dependencies(name)}))
+
+
 def source_files(names: Iterable[str]) -> list[str]:
-    """The files a plug-in backend is loaded from (its module, its distribution's metadata).
+    """The files backends `names` are loaded from: a plug-in's module, and the metadata of
+    each distribution a backend depends on (plug-ins' own included).
 
     A no-op build trusts the stamp only while these are unchanged, so upgrading or editing
-    a plug-in (a version bump) sends the next build down the full path. Built-ins are
-    covered by storybuild's own version.
+    a plug-in (a version bump), or upgrading what a backend depends on, sends the next
+    build down the full path. Built-ins' own code is covered by storybuild's version.
     """
     import sys
 
     files = []
     for name in sorted(set(names)):
-        if name in BUILTIN:
-            continue
-        module = sys.modules.get(backend_spec(name).partition(":")[0])
-        path = getattr(module, "__file__", None)
-        if path:
-            files.append(os.path.abspath(path))
-    return files
+        dists = list(dependencies(name))
+        if name not in BUILTIN or name in _registered:
+            module_name = backend_spec(name).partition(":")[0]
+            path = getattr(sys.modules.get(module_name), "__file__", None)
+            if path:
+                files.append(os.path.abspath(path))
+            dists += _distributions_of(module_name)
+        files += [meta for meta in map(_metadata_file, dists) if meta]
+    return sorted(set(files))
+
+
+def _metadata_file(dist: str) -> str | None:
+    """The METADATA (or an egg's PKG-INFO) of an installed distribution, rewritten on upgrade."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        folder = getattr(distribution(dist), "_path", None)  # PathDistribution: its .dist-info
+    except PackageNotFoundError:
+        return None
+    for name in ("METADATA", "PKG-INFO"):
+        path = os.path.join(str(folder), name) if folder is not None else ""
+        if path and os.path.exists(path):
+            return os.path.abspath(path)
+    return None
+
+
+def _distributions_of(module_name: str) -> list[str]:
+    """The installed distributions that provide the top-level package of `module_name`."""
+    from importlib.metadata import packages_distributions
+
+    return list(packages_distributions().get(module_name.partition(".")[0], []))
 
 
 def in_place(name: str) -> bool:

@@ -12,19 +12,11 @@ from typing import Any
 
 import click
 
-from storybuild.errors import EXIT_BUILD_FAILED, UsageError
+from storybuild.cli.manifestfile import existing_manifest
+from storybuild.errors import EXIT_BUILD_FAILED
 
 _file = click.option("-f", "--file", "path", metavar="PATH", help="The manifest (default ./storybuild.yaml).")
 _json = click.option("--json", "json_mode", is_flag=True, help="One JSON document on stdout.")
-
-
-def _manifest_file(path: str | None) -> str:
-    manifest = path or "storybuild.yaml"
-    if os.path.isdir(manifest):
-        manifest = os.path.join(manifest, "storybuild.yaml")
-    if not os.path.isfile(manifest):
-        raise UsageError(f"no manifest at {manifest}", hint="run in a project directory, or pass -f PATH")
-    return manifest
 
 
 def backend_problems(manifest) -> list:
@@ -69,7 +61,7 @@ def models(path: str | None, json_mode: bool) -> None:
     """
     from storybuild.engine.session import default_loader
 
-    manifest = default_loader(_manifest_file(path))
+    manifest = default_loader(existing_manifest(path))
     listing: dict[str, dict[str, list[str]]] = {}
     errors: dict[str, str] = {}
     for _, backend in _with("models"):
@@ -108,7 +100,7 @@ def stats(path: str | None, last: int | None, json_mode: bool) -> None:
     from storybuild.backends.contract import get_backend
     from storybuild.projectpaths import STORE_DIR
 
-    root = os.path.dirname(os.path.abspath(_manifest_file(path)))
+    root = os.path.dirname(os.path.abspath(existing_manifest(path)))
     records = _job_records(os.path.join(root, STORE_DIR, "state.sqlite"), last)
     summaries = {name: get_backend(name).job_stats(rows) for name, rows in sorted(records.items())}
     if json_mode:

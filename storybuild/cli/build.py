@@ -1,6 +1,6 @@
 """The build commands: build, plan, graph, status, retry, gc, clean.
 
-cli.py adds these to its group. Each command imports what it needs in its body: a no-op
+cli/main.py adds these to its group. Each command imports what it needs in its body: a no-op
 `storybuild build` loads click, storybuild.engine.session and the up-to-date stamp, nothing more.
 """
 
@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from storybuild.errors import EXIT_BUILD_FAILED, EXIT_INTERRUPTED, UsageError
+from storybuild.cli.manifestfile import existing_manifest
+from storybuild.errors import EXIT_BUILD_FAILED, EXIT_INTERRUPTED
 
 _file = click.option("-f", "--file", "path", metavar="PATH", help="The manifest (default ./storybuild.yaml).")
 _preview = click.option("--preview", is_flag=True, help="Preview quality (smaller, faster; ids prefixed preview/).")
@@ -20,12 +21,7 @@ _preview = click.option("--preview", is_flag=True, help="Preview quality (smalle
 def _session(path: str | None):
     from storybuild.engine.session import Session
 
-    manifest = path or "storybuild.yaml"
-    if os.path.isdir(manifest):
-        manifest = os.path.join(manifest, "storybuild.yaml")
-    if not os.path.isfile(manifest):
-        raise UsageError(f"no manifest at {manifest}", hint="run in a project directory, or pass -f PATH")
-    root, name = os.path.split(os.path.abspath(manifest))
+    root, name = os.path.split(os.path.abspath(existing_manifest(path)))
     return Session(root, name)
 
 

@@ -12,6 +12,7 @@ import sys
 import click
 
 from storybuild import __version__
+from storybuild.cli.manifestfile import existing_manifest, manifest_path
 from storybuild.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, StorybuildError
 
 
@@ -52,15 +53,6 @@ def main(directory: str | None) -> None:
             os.chdir(directory)
         except OSError as exc:
             raise click.UsageError(f"cannot change to directory {directory!r}: {exc.strerror}") from None
-
-
-def manifest_path(path: str | None) -> str:
-    """The manifest a command works on: PATH, PATH/storybuild.yaml, or ./storybuild.yaml."""
-    if path is None:
-        return "storybuild.yaml"
-    if os.path.isdir(path):
-        return os.path.join(path, "storybuild.yaml")
-    return path
 
 
 # --------------------------------------------------------------------------- manifest commands
@@ -257,9 +249,10 @@ def watch(targets: tuple[str, ...], path: str | None, preview: bool, port: int, 
     from storybuild.preview.livestate import LiveState
     from storybuild.watch.loop import SessionEngine, Watcher
 
-    manifest = os.path.abspath(manifest_path(path))
-    if not os.path.isfile(manifest):
-        raise click.UsageError(f"no manifest at {manifest_path(path)}")
+    try:
+        manifest = os.path.abspath(existing_manifest(path))
+    except StorybuildError as err:  # shown as click shows a usage error, with the usage line
+        raise click.UsageError(err.message) from None
     state = LiveState()
     engine = SessionEngine(manifest, jobs=jobs, targets=list(targets) or None)
     watcher = Watcher(engine, _WatchPrinter(), manifest, state, preview=preview)

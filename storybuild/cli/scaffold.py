@@ -13,6 +13,7 @@ from importlib import resources
 
 from storybuild.errors import UsageError
 from storybuild.manifest.schema import SCHEMA_FILE, schema_text
+from storybuild.projectpaths import MANIFEST_NAME
 
 _IGNORED = (".storybuild/", "build/")
 
@@ -23,7 +24,7 @@ def create_project(directory: str, title: str | None = None) -> list[str]:
     Returns the names written. Refuses (UsageError) to overwrite an existing storybuild.yaml. An existing .gitignore
     is kept and gains the lines it lacks.
     """
-    manifest = os.path.join(directory, "storybuild.yaml")
+    manifest = os.path.join(directory, MANIFEST_NAME)
     if os.path.exists(manifest):
         raise UsageError(f"{manifest} already exists; not overwriting it",
                          hint="choose another folder, or edit the existing film")
@@ -36,7 +37,7 @@ def create_project(directory: str, title: str | None = None) -> list[str]:
         os.makedirs(directory, exist_ok=True)
         with open(manifest, "x", encoding="utf-8") as fh:
             fh.write(text)
-        written = ["storybuild.yaml"]
+        written = [MANIFEST_NAME]
         schema = os.path.join(directory, SCHEMA_FILE)
         if not os.path.exists(schema):  # an existing one may be newer; leave it
             with open(schema, "w", encoding="utf-8") as fh:

@@ -22,6 +22,7 @@ from storybuild.engine.scheduler import Job, Outcome
 from storybuild.errors import BackendError, StorybuildError
 from storybuild.hashing import digest_file
 from storybuild.model import Action, FileInput
+from storybuild.projectpaths import within
 from storybuild.store.cas import CAS
 from storybuild.store.state import ViewRecord
 from storybuild.store.view import View
@@ -132,16 +133,12 @@ class ActionRunner:
             except (FileNotFoundError, IsADirectoryError):
                 raise BackendError(f"{action.id}: declared output {name!r} was not written", action.loc,
                                    hint=f"the {action.backend} backend finished without making it") from None
-            inside = _is_inside(path, out_dir)
+            inside = within(os.path.abspath(path), os.path.abspath(out_dir))
             # Scratch files move into the CAS; files written elsewhere (a step's declared
             # path) are linked, so the project keeps them and the CAS shares their inode.
             self.cas.put_file(path, move=inside, digest=digest)
             outputs[name] = digest
         return outputs
-
-
-def _is_inside(path: Path, directory: Path) -> bool:
-    return os.path.abspath(path).startswith(os.path.abspath(directory) + os.sep)
 
 
 def _remove_scratch(scratch: Path, out_dir: Path) -> None:

@@ -4,7 +4,7 @@ Session.build comes here when the up-to-date stamp could not prove there is noth
 do. The steps, in order:
 
   load_plan   the plan cache, or manifest → planner → statics (and save the cache)
-  decide      stat-cached source digests + stored results → plan.plan → Steps + fresh
+  decide      stat-cached source digests + stored results → decision.plan → Steps + fresh
   execute     place fresh outputs, run the Steps (Executor + ActionRunner + BuildRecorder)
   finish      write storybuild.lock, drop placements of vanished actions, close the DB
 """
@@ -38,9 +38,9 @@ _NEVER = (-1, -1, -1)
 
 def _header(workspace: Workspace, quality: str) -> tuple:
     from storybuild import __version__
-    from storybuild.backends.contract import versions
+    from storybuild.backends.contract import releases, versions
 
-    return (plancache.CACHE_FORMAT, __version__, versions(), quality, workspace.manifest)
+    return (plancache.CACHE_FORMAT, __version__, versions(), releases(), quality, workspace.manifest)
 
 
 def load_plan(workspace: Workspace, quality: str) -> CachedPlan:

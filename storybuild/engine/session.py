@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 from storybuild.engine.options import BuildOptions
 from storybuild.engine.workspace import BuildResult, Workspace
 from storybuild.events import Event, OnEvent
-from storybuild.projectpaths import STORE_DIR
+from storybuild.projectpaths import MANIFEST_NAME, STORE_DIR
 from storybuild.store import stamp
 from storybuild.store.projectlock import ProjectLock
 
@@ -37,7 +37,7 @@ def default_loader(path: str):
 class Session:
     """Builds one project. `loader(path) -> Manifest` is a seam for tests."""
 
-    def __init__(self, root: str | os.PathLike = ".", manifest: str = "storybuild.yaml", *,
+    def __init__(self, root: str | os.PathLike = ".", manifest: str = MANIFEST_NAME, *,
                  loader: Callable[[str], Any] | None = None):
         self.root = os.path.abspath(root)
         self.manifest = manifest

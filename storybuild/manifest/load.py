@@ -18,8 +18,7 @@ from storybuild.errors import Diagnostic, ManifestError, Severity, SourceLoc
 from storybuild.manifest.includes import load_tree
 from storybuild.manifest.locations import LocIndex
 from storybuild.model import Manifest, Preset
-
-MANIFEST_NAME = "storybuild.yaml"
+from storybuild.projectpaths import MANIFEST_NAME
 
 
 def load_manifest(path: str | os.PathLike = MANIFEST_NAME, *, check_files: bool = True) -> Manifest:

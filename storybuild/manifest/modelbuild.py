@@ -3,7 +3,7 @@
 Runs only after the schema and cross-reference checks passed, so it trusts the shapes and
 ids it reads and only fills in defaults. Every object gets its `loc` (where it is written)
 and, where the model has one, its dotted `path`. Text fields come from the rendered
-Jinja (render.py) when they held templates.
+Jinja (jinjatext.py) when they held templates.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Manifest → actions → graph.
 
 `plan_actions` expands a manifest into every action of the film (the film pipeline lives
-in expand.py) plus one action per custom command step; `build_graph` checks that every
+in planning/film.py) plus one action per custom command step; `build_graph` checks that every
 action input has a producer and that there is no cycle, reporting each problem at its
 manifest location. Edges point from producer to consumer:
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from storybuild.errors import SourceLoc
-from storybuild.hashing import action_key
+from storybuild.hashing import action_key, jsonable, plain
 from storybuild.model import Action, ActionInput, FileInput
 from storybuild.planning.actiongraph import Static
 
@@ -76,15 +76,7 @@ class Plan:
 def detail(action: Action, static: Static, inputs: Mapping[str, str]) -> str:
     """The JSON a build records per action so a later plan can diff against it."""
     return json.dumps({"static": static.digest, "version": static.version, "config": static.config,
-                       "params": action.params, "inputs": inputs}, sort_keys=True, default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)
+                       "params": action.params, "inputs": inputs}, sort_keys=True, default=jsonable)
 
 
 def input_digests(action: Action, sources: Mapping[str, str | None],
@@ -152,9 +144,9 @@ def explain(action: Action, static: Static, inputs: Mapping[str, str] | None, ke
         reasons.append(Reason("version", f"backend {action.backend} version changed: "
                                          f"{old.get('version')} → {static.version}"))
     if old.get("static") != static.digest:
-        for path in _changed(old.get("config"), _jsonable(static.config)):
+        for path in _changed(old.get("config"), plain(static.config)):
             reasons.append(Reason("config", f"backend config changed: {action.backend}{path}"))
-        for path in _changed(old.get("params"), _jsonable(action.params)):
+        for path in _changed(old.get("params"), plain(action.params)):
             reasons.append(_param_reason(action, path, loc_of))
     for name in upstream:
         reasons.append(Reason("upstream", f"upstream {name} runs first"))
@@ -192,10 +184,6 @@ def _param_reason(action: Action, path: str, loc_of: LocOf) -> Reason:
         where = origin + path[1 + len(top):]
         return Reason("param", f"input changed: {where}", loc_of(where) or action.loc)
     return Reason("param", f"parameter changed: {action.id} params{path}", action.loc)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=_plain))
 
 
 def _changed(old: Any, new: Any, path: str = "") -> list[str]:

@@ -33,10 +33,10 @@ from storybuild.model import (
     Prosody,
     Quality,
     Scene,
+    STEMS,
     Shot,
 )
 
-STEMS = ("dialogue", "music", "sfx", "ambience")
 FACE_HEIGHT = 1.45  # metres above a character's feet that a look-at aims for (scaled)
 
 # How emotions shift a voice unless the character's voice says otherwise.
@@ -118,7 +118,8 @@ class _Expander:
             speech_id = self.id("speech", shot.id, line=index)
             backend = character.voice.engine or DEFAULT_SPEECH
             request = SpeechRequest(line.text, voice, line.emotion, self.sample_rate, shot.id, index, line.loc,
-                                    self.m, character.voice.workflow)
+                                    self.m, character.voice.workflow, self.m.project.seed,
+                                    self.m.loc_of(f"{character.path}.voice") or line.loc)
             try:
                 params = dict(get_backend(backend).plan_speech(request))
             except ManifestError as err:

@@ -28,9 +28,9 @@ from storybuild.preview import media
 from storybuild.preview.livestate import LiveState
 from storybuild.preview.page import render_page
 from storybuild.preview.pagedata import page_data
-from storybuild.projectpaths import STORE_DIR
+from storybuild.projectpaths import STORE_DIR, within
 
-# `storybuild watch --port` defaults to this too (cli.py repeats the number so that the CLI
+# `storybuild watch --port` defaults to this too (cli/main.py repeats the number so that the CLI
 # need not import this module to start; tests/test_readme.py checks that they agree).
 DEFAULT_PORT = 8737
 SSE_PING = 15.0  # seconds between keep-alive comments on an idle stream
@@ -165,12 +165,11 @@ class PreviewHandler(BaseHTTPRequestHandler):
         parts = rel.split("/")
         if not rel or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
             return None
-        path = (self.server.build_dir / rel)
-        real = Path(os.path.realpath(path))
+        real = os.path.realpath(self.server.build_dir / rel)
         # build/ may hold links into the cache (.storybuild/cas); nothing else is served.
-        if not any(real.is_relative_to(root) for root in self.server.media_roots):
+        if not any(within(real, root) for root in self.server.media_roots):
             return None
-        return real if real.is_file() else None
+        return Path(real) if os.path.isfile(real) else None
 
     def _media(self, rel: str, body: bool) -> None:
         path = self._resolve_media(rel)
@@ -258,7 +257,7 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         self.build_dir = Path(build_dir).resolve()
         self.state = state
         self.urls = _ServerUrls(self.build_dir)
-        self.media_roots = (self.build_dir, (self.build_dir.parent / STORE_DIR).resolve())
+        self.media_roots = (str(self.build_dir), str((self.build_dir.parent / STORE_DIR).resolve()))
         self.stopping = threading.Event()
         self.loopback = address[0] in LOOPBACK_NAMES or str(address[0]).startswith("127.")
         super().__init__(address, PreviewHandler)

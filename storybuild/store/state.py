@@ -206,11 +206,6 @@ def put_meta(name: str, value: str) -> Op:
     return ("INSERT OR REPLACE INTO meta VALUES (?,?)", (name, value))
 
 
-def del_file(path: str) -> Op:
-    """Forget a source file's stat."""
-    return ("DELETE FROM files WHERE path=?", (path,))
-
-
 def put_view(path: str, record: ViewRecord) -> Op:
     """Record a placed output file."""
     return ("INSERT OR REPLACE INTO views VALUES (?,?,?,?,?,?)", (path, record.action, record.digest, *record.stat))
@@ -234,11 +229,6 @@ def del_action(key: str) -> Op:
 def put_run(action: str, key: str, outputs: Mapping[str, str], detail: str) -> Op:
     """Record what an action was last built from and made."""
     return ("INSERT OR REPLACE INTO runs VALUES (?,?,?,?)", (action, key, _dumps(outputs), detail))
-
-
-def del_run(action: str) -> Op:
-    """Forget an action's last build."""
-    return ("DELETE FROM runs WHERE id=?", (action,))
 
 
 def add_produced(build: int, key: str) -> Op:

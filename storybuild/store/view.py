@@ -10,12 +10,11 @@ replaced, reading no bytes; a placed file is removed only while it is still ours
 from __future__ import annotations
 
 import os
-import posixpath
 from typing import Iterable, Mapping
 
 from storybuild.errors import StorybuildError
 from storybuild.hashing import stat_of
-from storybuild.projectpaths import BUILD_DIR
+from storybuild.projectpaths import BUILD_DIR, inside_lexically, within
 from storybuild.store.cas import CAS, discard_partial
 from storybuild.store.state import ViewRecord
 
@@ -23,8 +22,8 @@ from storybuild.store.state import ViewRecord
 
 def confined(rel: str) -> str:
     """`rel` normalised, or a StorybuildError when it would leave the project."""
-    norm = posixpath.normpath(rel)
-    if not rel or posixpath.isabs(rel) or norm == ".." or norm.startswith("../") or "\\" in rel:
+    norm = inside_lexically(rel) if rel and "\\" not in rel else None
+    if norm is None:
         raise StorybuildError(f"output path {rel!r} is outside the project")
     return norm
 
@@ -98,7 +97,8 @@ class View:
 
     def _remove_empty_dirs(self, directory: str) -> None:
         build = os.path.join(self.root, BUILD_DIR)
-        while directory.startswith(build) and directory != build:
+        # Whole components: an emptied `buildings/` beside `build/` is the writer's, not ours.
+        while within(directory, build) and directory != build:
             try:
                 os.rmdir(directory)
             except OSError:

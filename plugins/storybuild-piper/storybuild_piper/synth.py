@@ -273,7 +273,7 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
 
     raw = np.concatenate(chunks) if chunks else np.zeros(round(0.1 * rate_in))  # nothing to say: a short silence
     keep = speech_audio.audible_end(raw, rate_in)
-    audio = speech_audio.resample(raw[:keep], rate_in, rate_out) * settings.volume
+    audio = speech_audio.resample(raw[:keep], rate_in, rate_out, ctx.check_cancelled) * settings.volume
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 1.0:
         ctx.log(f"{ctx.action_id}: volume {settings.volume:g} takes the voice to {peak:.2f} × full scale; it clips")
@@ -292,6 +292,7 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
     timings = Timings(duration, rate_out, speech_timing.clip(words_timed, duration),
                       speech_timing.clip(phonemes_timed, duration))
 
+    ctx.check_cancelled()
     wav, js = ctx.output("line.wav"), ctx.output("timings.json")
     soundfile.write(str(wav), speech_audio.to_pcm16(audio), rate_out, subtype="PCM_16", format="WAV")
     js.write_text(speech_timing.to_json(timings), encoding="utf-8")

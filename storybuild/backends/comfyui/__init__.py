@@ -1,14 +1,16 @@
 """The ComfyUI backend: real HTTP + WebSocket protocol, validated workflows, server farms.
 
-    planning   capability / workflow id → action params (at plan time)
+    settings   backends.comfyui read (config.schema.json is its schema)
+    expansion  capability / workflow id → action params (at plan time); shotplan: a
+               generative shot's actions (plan_picture); prompt: params → bound prompt
     workflow   load API/UI workflows, apply bindings, LoRA chains, optional parts
     convert    UI (litegraph) format → API format with object_info
     validate   check a prompt against object_info as ComfyUI does; messages: readable errors
-    client     one server over HTTP; events: its WebSocket; runner: one job on one server
-    farm       many servers fed by pull, circuit breakers (breaker), job records (records)
-    registry   the shipped templates (templates/comfyui) and routing by capability
-    backend    the Backend: keyframe, clip, lipsync, speech (media, speech: output files)
-    commands   list_models, validate_workflows, stats for the CLI
+    client     one server over HTTP; websocket: its events; jobrunner: one job on one server
+    farm       many servers fed by pull, circuit breakers (breaker), job records (jobrecords)
+    registry   the shipped templates (templates/ beside this file) and routing by capability
+    backend    the Backend: keyframe, clip, lipsync, speech (mediafiles, speechfiles: outputs)
+    commands   models, live workflow checks for the CLI
 
 Nothing here imports requests or websocket-client until a server is actually used.
 """
@@ -31,7 +33,7 @@ def __getattr__(name: str):
         return json.loads(resources.files(__name__).joinpath("config.schema.json").read_text("utf-8"))
     if name == "SHIPPED_WORKFLOWS":
         try:
-            index = resources.files("storybuild").joinpath("templates", "comfyui", "index.json").read_text("utf-8")
+            index = resources.files(__name__).joinpath("templates", "index.json").read_text("utf-8")
             return frozenset(json.loads(index).get("templates", {}))
         except (OSError, ValueError, AttributeError):
             return frozenset()

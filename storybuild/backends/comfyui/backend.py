@@ -1,7 +1,7 @@
 """The ComfyUI backend: keyframes, clips, lip-sync and speech made on a farm of ComfyUI servers.
 
     params (planning.py) ──bind + uploads──► Job ──farm (any free server)──► Fetched files
-        ──media.py / speech.py──► keyframe.png | clip.mp4 (+matte.mp4) | lipsync.mp4 | line.wav + timings.json
+        ──mediafiles.py / speechfiles.py──► keyframe.png | clip.mp4 (+matte.mp4) | lipsync.mp4 | line.wav + timings.json
 
 Concurrent actions share one farm per configuration, so servers are fed from one queue.
 The key of an action holds the bound workflow and the model names, never a server URL:

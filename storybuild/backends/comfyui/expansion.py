@@ -1,6 +1,6 @@
 """Plan-time resolution: a capability or workflow id → the params a ComfyUI action carries.
 
-Called by the planner (`expand.py`) for keyframe, clip, lipsync and speech actions. The
+Called through the backend's plan_speech and plan_picture (shotplan.py) for keyframe, clip, lipsync and speech actions. The
 workflow is loaded (UI format converted with the cached object_info), its bindings are
 applied once here so a wrong node title or input name is reported against the manifest
 before anything runs, and everything the backend needs travels in the params:

@@ -4,7 +4,7 @@
     frames (PNG stills, in order)  → clip.mp4 via encode_frames (+ matte.mp4 from an alpha channel)
     one animated WebP / GIF        → decoded with Pillow, encoded the same way
     a video file (mp4, webm, …)    → transcoded to H.264, video only
-    audio                          → speech.py
+    audio                          → speechfiles.py
 
 Frames are streamed, never all held in memory; odd sizes are cropped to even ones
 (H.264 with 4:2:0 chroma needs even sizes).

@@ -1,4 +1,4 @@
-"""The shipped workflow templates (storybuild/templates/comfyui) and routing by capability.
+"""The shipped workflow templates (templates/ beside this file) and routing by capability.
 
 `index.json` lists each template: its API-format file, the capabilities it provides, the
 action kinds it serves, the output it produces (image, video, audio), the models it loads
@@ -58,7 +58,7 @@ class Template:
 
 
 def _read(name: str) -> str:
-    return resources.files("storybuild").joinpath("templates", "comfyui", name).read_text(encoding="utf-8")
+    return resources.files("storybuild.backends.comfyui").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)

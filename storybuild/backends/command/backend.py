@@ -13,7 +13,6 @@ params: {"argv": [...], "env": {...}, "outputs": [project-relative paths]}
 from __future__ import annotations
 
 import os
-import posixpath
 import select
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any, Mapping
 from storybuild.backends.command import CAPABILITIES, NAME, VERSION
 from storybuild.backends.contract import ActionContext
 from storybuild.errors import BackendError, Cancelled
+from storybuild.projectpaths import inside_lexically
 
 # How much of a failed program's stderr the error quotes.
 STDERR_LINES = 20
@@ -56,7 +56,12 @@ class CommandBackend:
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
         """Run the step's argv in the project root; return its declared outputs' paths."""
-        argv = [str(arg) for arg in ctx.params["argv"]]
+        if ctx.kind != "step":
+            raise BackendError(f"the command backend cannot run actions of kind {ctx.kind!r} (it runs steps)")
+        raw = ctx.params.get("argv")
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(arg, (str, int, float)) for arg in raw):
+            raise BackendError(f"{ctx.action_id}: a step's argv must be a list of words, got {raw!r}")
+        argv = [str(arg) for arg in raw]
         if not argv:
             raise BackendError(f"{ctx.action_id}: the step has an empty argv")
         root = os.fspath(ctx.project_root)
@@ -163,8 +168,8 @@ def _exited(proc: subprocess.Popen, ctx: ActionContext) -> bool:
 
 
 def _inside(root: str, rel: str, action_id: str) -> str:
-    norm = posixpath.normpath(rel)
-    if posixpath.isabs(rel) or norm == ".." or norm.startswith("../"):
+    norm = inside_lexically(rel)
+    if norm is None:
         raise BackendError(f"{action_id}: output {rel!r} is outside the project")
     return os.path.join(root, norm)
 

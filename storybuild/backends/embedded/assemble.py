@@ -25,6 +25,7 @@ from storybuild.backends.embedded.cut import cut_json, plan_cut, read_shot, writ
 from storybuild.backends.embedded.filmvideo import (FilmJob, audio_args, concat_list, conform, copyable, frames_of,
                                                     video_args, write_film)
 from storybuild.errors import BackendError
+from storybuild.model import STEMS
 
 
 def _input(ctx: ActionContext, name: str) -> Path:
@@ -99,7 +100,7 @@ def run_sound(ctx: ActionContext) -> dict[str, Path]:
 
     ctx.progress(0.05, "laying out sound")
     stem_paths = {(scene["id"], stem): ctx.inputs[f"stems:{scene['id']}:{stem}"]
-                  for scene in scenes for stem in filmsound.STEMS if f"stems:{scene['id']}:{stem}" in ctx.inputs}
+                  for scene in scenes for stem in STEMS if f"stems:{scene['id']}:{stem}" in ctx.inputs}
     for scene in scenes:
         filmsound.require({stem for (sid, stem) in stem_paths if sid == scene["id"]}, scene["id"])
 

@@ -47,6 +47,7 @@ class EmbeddedBackend:
         spec = KINDS.get(ctx.kind)
         if spec is None:
             raise BackendError(f"the embedded backend cannot run actions of kind {ctx.kind!r}")
+        ctx.check_cancelled()
         module_name, _, func = spec.partition(":")
         keep_freed_memory()  # pictures and sound churn through large numpy temporaries
         return getattr(import_module(module_name), func)(ctx)

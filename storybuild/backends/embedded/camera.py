@@ -93,18 +93,6 @@ def look_at_matrix(eye: np.ndarray, target: np.ndarray, up: np.ndarray = UP) -> 
     return m
 
 
-def perspective_matrix(fov_y: float, aspect: float, near: float = NEAR, far: float = FAR) -> np.ndarray:
-    """OpenGL-style projection matrix (clip space, NDC z in -1..1)."""
-    f = 1.0 / math.tan(fov_y / 2.0)
-    m = np.zeros((4, 4))
-    m[0, 0] = f / aspect
-    m[1, 1] = f
-    m[2, 2] = (far + near) / (near - far)
-    m[2, 3] = 2.0 * far * near / (near - far)
-    m[3, 2] = -1.0
-    return m
-
-
 @dataclass(frozen=True, eq=False)
 class CameraState:
     """Where a camera is at one instant: pose, lens, and the matrices derived from them."""
@@ -125,10 +113,6 @@ class CameraState:
     @cached_property
     def view(self) -> np.ndarray:
         return look_at_matrix(self.position, self.target)
-
-    @cached_property
-    def projection(self) -> np.ndarray:
-        return perspective_matrix(self.fov_y, self.aspect)
 
     @property
     def forward(self) -> np.ndarray:
@@ -177,12 +161,6 @@ def default_target(position: np.ndarray) -> np.ndarray:
 def _rotate_y(v: np.ndarray, angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([c * v[0] + s * v[2], v[1], -s * v[0] + c * v[2]])
-
-
-def _rotate_axis(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues' rotation of v about a unit axis."""
-    c, s = math.cos(angle), math.sin(angle)
-    return v * c + np.cross(axis, v) * s + axis * float(axis @ v) * (1.0 - c)
 
 
 def _tilt(eye: np.ndarray, target: np.ndarray, angle: float) -> np.ndarray:

@@ -21,6 +21,7 @@ from storybuild.backends.embedded import captions, reframe, sheets, subtitles, t
 from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.cut import load_cut
 from storybuild.errors import BackendError
+from storybuild.model import STEMS as SCENE_STEMS
 
 PRESETS: dict[str, tuple[int, int] | None] = {
     "landscape": (1920, 1080),
@@ -28,7 +29,7 @@ PRESETS: dict[str, tuple[int, int] | None] = {
     "square": (1080, 1080),
     "source": None,  # the film's own size
 }
-STEMS = ("dialogue", "music", "sfx", "ambience", "master")
+STEMS = (*SCENE_STEMS, "master")
 
 
 def _input(ctx: ActionContext, name: str) -> Path:

@@ -25,8 +25,8 @@ from storybuild.backends.embedded import loudness
 from storybuild.backends.shared import audio
 from storybuild.backends.embedded.cut import FilmCut
 from storybuild.errors import BackendError
+from storybuild.model import STEMS
 
-STEMS = ("dialogue", "music", "sfx", "ambience")
 DECLICK_S = 0.004
 
 

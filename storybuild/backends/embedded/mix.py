@@ -20,8 +20,8 @@ from storybuild.backends.embedded import reverb
 from storybuild.backends.shared import audio
 from storybuild.backends.embedded.cut import ShotInfo, read_shot
 from storybuild.errors import BackendError
+from storybuild.model import STEMS
 
-STEMS = ("dialogue", "music", "sfx", "ambience")
 LOOP_CROSSFADE_S = 0.25  # seam crossfade when an ambience bed loops
 
 

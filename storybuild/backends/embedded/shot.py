@@ -26,6 +26,7 @@ from storybuild.backends.embedded.painters import (
     CARD, CLIP, KEN_BURNS, RENDER3D, TITLE, LineTrack, ShotSpec, painter_for,
 )
 from storybuild.errors import BackendError
+from storybuild.hashing import plain
 from storybuild.model import GENERATIVE_CAPABILITY
 
 MIN_PARALLEL_FRAMES = 24  # below this, starting worker processes costs more than it saves
@@ -104,8 +105,8 @@ def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Pat
     tracks = tuple(LineTrack(int(line.get("index", i)), str(line.get("character") or ""), str(line.get("text") or ""),
                              span.start, span.end, cues[i])
                    for i, (line, span) in enumerate(zip(raw_lines, timing.lines)))
-    plain = json.loads(json.dumps(params))  # plain dicts/lists: picklable, no mapping proxies
-    return ShotSpec(plain, {k: str(v) for k, v in inputs.items()},
+    # plain dicts/lists: picklable, no mapping proxies
+    return ShotSpec(plain(params), {k: str(v) for k, v in inputs.items()},
                     picture_kind(str(params.get("source") or "render3d"), inputs),
                     frames / fps, frames, fps, tracks, None if cache is None else str(cache))
 

@@ -32,7 +32,6 @@ EFFORT = {
 }
 
 ANY = frozenset(SHAPES)
-ANY_OPEN = frozenset("BCDEFGH")
 
 # espeak-ng English mnemonics (en, en-us, en-gb-x-rp…) → Rhubarb phones. Two phones share
 # the phoneme's time as a diphthong does (60 % / 40 %): the r-coloured and centring vowels.

@@ -4,3 +4,4 @@ NAME = "espeak"
 VERSION = "2"  # 2: breathy voices reseeded, no longer vary with the clock
 BACKEND = "storybuild.backends.espeak.backend:EspeakBackend"
 CAPABILITIES = frozenset({"tts"})
+DEPENDENCIES = ("espeakng-loader",)  # its espeak-ng build: another release may speak a line otherwise

@@ -73,9 +73,13 @@ class EspeakBackend:
     def plan_speech(self, request: SpeechRequest) -> dict[str, Any]:
         """A line's params: its text, the voice with the emotion's prosody applied, the sample rate."""
         if request.workflow:
-            raise ManifestError([Diagnostic("an espeak voice runs no workflow", request.loc,
+            raise ManifestError([Diagnostic("an espeak voice runs no workflow", request.voice_loc or request.loc,
                                             "remove `workflow:` from the voice, or choose an engine that runs "
                                             "workflows", code="voice")])
+        name = str(request.voice.get("name") or "")
+        if name and not known_voice(name):
+            error = unknown_voice_error(name)
+            raise ManifestError([Diagnostic(error.message, request.voice_loc or request.loc, error.hint, code="voice")])
         return {"text": request.text, "voice": dict(request.voice), "sample_rate": request.sample_rate}
 
     def run(self, ctx: ActionContext) -> Mapping[str, Path]:
@@ -216,6 +220,12 @@ def voice_for_language(name: str) -> str | None:
     return None
 
 
+def known_voice(name: str) -> bool:
+    """Whether espeak-ng has a voice `name` (a language code, identifier or name; a +variant aside)."""
+    base = name.split("+", 1)[0].strip().lower()
+    return any(base in (v.identifier.lower(), v.name.lower(), *v.languages) for v in list_voices())
+
+
 def unknown_voice_error(name: str) -> BackendError:
     """A BackendError for a voice espeak does not know, suggesting near names."""
     voices = list_voices()
@@ -268,7 +278,7 @@ def run_speech(ctx: ActionContext) -> dict[str, Path]:
     rate_in = int(reply["sample_rate"])
     raw = np.frombuffer(reply["audio"], dtype="<i2").astype(np.float64) / 32768.0
     keep = speech_audio.audible_end(raw, rate_in)
-    audio = speech_audio.resample(raw[:keep], rate_in, rate_out)
+    audio = speech_audio.resample(raw[:keep], rate_in, rate_out, ctx.check_cancelled)
     audio = speech_audio.fade_out(audio, rate_out)
     duration = audio.shape[0] / rate_out
 
@@ -276,6 +286,7 @@ def run_speech(ctx: ActionContext) -> dict[str, Path]:
     timings = speech_timing.Timings(duration, rate_out, speech_timing.clip(words, duration),
                                     speech_timing.clip(phonemes, duration))
 
+    ctx.check_cancelled()
     wav, js = ctx.output("line.wav"), ctx.output("timings.json")
     soundfile.write(str(wav), speech_audio.to_pcm16(audio), rate_out, subtype="PCM_16", format="WAV")
     js.write_text(speech_timing.to_json(timings), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 espeak-ng keeps state between syntheses inside one process, so the same text spoken twice
 in one process does not give the same samples; a fresh process per line does. The backend
-(speech.py) therefore starts this module once per line:
+(backend.py) therefore starts this module once per line:
 
     python -I -S .../worker.py  < request  > reply
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from math import ceil, gcd
 
+from typing import Callable
+
 import numpy as np
 
 SILENCE_LEVEL = 1e-3  # -60 dBFS: below this a tail is inaudible under any mix
@@ -59,11 +61,12 @@ def _polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
     return padded.reshape(taps, up).T.copy(), half
 
 
-def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+def resample(samples: np.ndarray, rate_in: int, rate_out: int, check: Callable[[], None] | None = None) -> np.ndarray:
     """`samples` (1-D float) resampled from rate_in to rate_out by polyphase filtering.
 
     Output sample n lies at input time n·rate_in/rate_out, so timings convert by the same
-    ratio; the result has round(len·rate_out/rate_in) samples.
+    ratio; the result has round(len·rate_out/rate_in) samples. `check` is called between
+    passes (a long line takes seconds): an action's check_cancelled stops it there.
     """
     if rate_in <= 0 or rate_out <= 0:
         raise ValueError(f"sample rates must be positive, got {rate_in} → {rate_out}")
@@ -84,6 +87,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     xp = np.concatenate([np.zeros(pad), x, np.zeros(pad + 1)])
     y = np.zeros(n_out)
     for k in range(taps):
+        if check is not None:
+            check()
         y += bank[phase, k] * xp[base - k + pad]
     return y
 

@@ -140,13 +140,3 @@ def to_json(timings: Timings) -> str:
         "phonemes": [{"start": r(p.start), "end": r(p.end), "phoneme": p.text} for p in timings.phonemes],
     }
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def from_json(doc: Mapping) -> Timings:
-    """Timings from a parsed timings.json (as written by `to_json`)."""
-    return Timings(
-        duration=float(doc["duration"]),
-        sample_rate=int(doc["sample_rate"]),
-        words=tuple(Timed(float(w["start"]), float(w["end"]), str(w["text"])) for w in doc.get("words", ())),
-        phonemes=tuple(Timed(float(p["start"]), float(p["end"]), str(p["phoneme"])) for p in doc.get("phonemes", ())),
-    )
