@@ -19,14 +19,31 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
+
+
+class EventType(str, Enum):
+    """The types of build event (the table above); each compares equal to its name as text."""
+
+    WAIT = "wait"
+    EXPLAIN = "explain"
+    PLAN = "plan"
+    STARTED = "started"
+    PROGRESS = "progress"
+    RETRY = "retry"
+    FINISHED = "finished"
+    CACHED = "cached"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    SUMMARY = "summary"
 
 
 @dataclass(frozen=True)
 class Event:
     """One thing that happened during a build."""
 
-    type: str
+    type: EventType
     action: str = ""
     kind: str = ""
     data: dict[str, Any] = field(default_factory=dict)
@@ -34,7 +51,7 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         """The event as one JSON object (the `--json` line format)."""
-        out: dict[str, Any] = {"event": self.type, "time": round(self.time, 3)}
+        out: dict[str, Any] = {"event": EventType(self.type).value, "time": round(self.time, 3)}
         if self.action:
             out["action"] = self.action
         if self.kind:

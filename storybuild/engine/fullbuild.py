@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 from storybuild.engine.options import BuildOptions
 from storybuild.engine.workspace import BuildResult, Workspace
 from storybuild.errors import DiagnosticList, SourceLoc
-from storybuild.events import Event
+from storybuild.events import Event, EventType
 from storybuild.hashing import FileHasher, digest_file, stat_of
 from storybuild.model import Action, FileInput, Manifest, Quality
 from storybuild.planning.actiongraph import closure, statics as compute_statics
@@ -121,7 +121,7 @@ class Engine:
                              dry_run=options.dry_run)
         if options.explain or options.dry_run:
             for step in decision.plan.steps:
-                options.on_event(Event("explain", step.action.id, step.action.kind,
+                options.on_event(Event(EventType.EXPLAIN, step.action.id, step.action.kind,
                                        {"reasons": [str(r) for r in step.reasons]}))
         if options.dry_run:
             return result
@@ -281,7 +281,7 @@ class Engine:
             if recorder.up_to_date(action, fresh.key, input_digests(action, decision.sources, made),
                                    fresh.outputs, prev.key if prev else None):
                 result.cached.append(action_id)
-                self.options.on_event(Event("cached", action_id, action.kind, {"cutoff": False}))
+                self.options.on_event(Event(EventType.CACHED, action_id, action.kind, {"cutoff": False}))
         result.up_to_date -= len(result.cached)
 
     def _finish(self, decision: _Decision, recorder, writer: StateWriter, build_id: int,
@@ -299,7 +299,7 @@ class Engine:
         for rel in dropped:
             recorder.views.pop(rel, None)
         writer.put(state.del_view(rel) for rel in dropped)
-        writer.put([state.finish_build(build_id, result.status, len(result.ran), len(result.cached),
+        writer.put([state.finish_build(build_id, result.status.value, len(result.ran), len(result.cached),
                                        len(result.failed))])
         if build_id > HISTORY_KEEP:
             writer.put(state.forget_builds_before(build_id - HISTORY_KEEP + 1))

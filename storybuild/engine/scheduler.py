@@ -24,7 +24,7 @@ from typing import Callable, Mapping, NamedTuple, Protocol
 from storybuild.backends.contract import ProgressFn
 from storybuild.engine.readyqueue import ReadyQueue
 from storybuild.errors import Cancelled, StorybuildError, TransientError
-from storybuild.events import Event, OnEvent
+from storybuild.events import Event, EventType, OnEvent
 from storybuild.hashing import action_key
 from storybuild.model import Action, RetryPolicy
 from storybuild.planning.actiongraph import Static
@@ -173,7 +173,7 @@ class Executor:
                    for n in range(min(self.jobs, max(1, len(ready.steps))))]
         for w in workers:
             w.start()
-        self.emit(Event("plan", data={"total": len(ready.steps), "cached": len(plan.fresh),
+        self.emit(Event(EventType.PLAN, data={"total": len(ready.steps), "cached": len(plan.fresh),
                                       "steps": [s.action.id for s in plan.steps]}))
         prepare = getattr(self.runner, "prepare", None)  # optional: test runners need none
         if prepare is not None and ready.steps:
@@ -200,7 +200,7 @@ class Executor:
                 w.join()
         state.result.cancelled = self.cancel_event.is_set()
         for node in ready.abandon():
-            self.emit(Event("skipped", node, ready.steps[node].action.kind,
+            self.emit(Event(EventType.SKIPPED, node, ready.steps[node].action.kind,
                             {"because": "cancelled" if state.result.cancelled else "stopped"}))
         state.result.skipped = ready.skipped()
         return state.result
@@ -226,7 +226,7 @@ class Executor:
                     result.cached.append(node)
                     self.store.succeeded(step.action, key, digests, hit, ran=False,
                                          seconds=0.0, attempts=0, extra={})
-                    self.emit(Event("cached", node, step.action.kind, {"cutoff": True}))
+                    self.emit(Event(EventType.CACHED, node, step.action.kind, {"cutoff": True}))
                     state.ready.finished(node)
                     continue
             state.ready.started(node, key)
@@ -242,20 +242,20 @@ class Executor:
             state.result.ran.append(node)
             self.store.succeeded(step.action, key, digests, outcome.outputs, ran=True,
                                  seconds=seconds, attempts=attempts, extra=outcome.extra)
-            self.emit(Event("finished", node, kind, {"seconds": round(seconds, 3), "attempts": attempts}))
+            self.emit(Event(EventType.FINISHED, node, kind, {"seconds": round(seconds, 3), "attempts": attempts}))
             state.ready.finished(node)
         elif isinstance(error, (Cancelled, _NotStarted)) or self.cancel_event.is_set():
             # Failures of actions interrupted by the cancellation are not theirs.
             state.ready.cancelled(node)
             because = "stopped" if isinstance(error, _NotStarted) else "cancelled"
-            self.emit(Event("skipped", node, kind, {"because": because}))
+            self.emit(Event(EventType.SKIPPED, node, kind, {"because": because}))
         else:
             text = describe(error)
             state.result.failed[node] = text
             self.store.failed(step.action, key, text, attempts)
-            self.emit(Event("failed", node, kind, {"error": text, "attempts": attempts}))
+            self.emit(Event(EventType.FAILED, node, kind, {"error": text, "attempts": attempts}))
             for skipped in state.ready.failed(node):  # downstream of it: none of them can run
-                self.emit(Event("skipped", skipped, state.ready.steps[skipped].action.kind, {"because": node}))
+                self.emit(Event(EventType.SKIPPED, skipped, state.ready.steps[skipped].action.kind, {"because": node}))
             if not self.keep_going:
                 self._halt.set()  # queued steps must not start either
 
@@ -284,7 +284,7 @@ class Executor:
             if attempt == 1 and step.reasons:  # why it runs: what changed (and where), or "upstream …"
                 data.update(reason=step.reasons[0].message, code=step.reasons[0].code,
                             **({"loc": str(step.reasons[0].loc)} if step.reasons[0].loc is not None else {}))
-            self._done.put(("event", Event("started", action.id, action.kind, data)))
+            self._done.put(("event", Event(EventType.STARTED, action.id, action.kind, data)))
             started = time.time()
             t0 = time.monotonic()
             job = Job(action, key, digests, attempt, self.cancel_event, self._progress(action), jobs)
@@ -300,7 +300,7 @@ class Executor:
                         self._halt.set()  # at once, before this worker takes a queued step
                     return ("done", step, key, digests, None, exc, attempt, time.monotonic() - began)
                 delay = backoff_delay(self.retry, attempt, self._rand)
-                self._done.put(("event", Event("retry", action.id, action.kind,
+                self._done.put(("event", Event(EventType.RETRY, action.id, action.kind,
                                                {"attempt": attempt, "delay": round(delay, 3), "error": describe(exc)})))
                 self.cancel_event.wait(delay)
                 continue
@@ -322,6 +322,6 @@ class Executor:
                 return
             last[0] = now
             data = {"fraction": round(max(0.0, min(1.0, float(fraction))), 4), "message": message}
-            self._done.put(("event", Event("progress", action.id, action.kind, data)))
+            self._done.put(("event", Event(EventType.PROGRESS, action.id, action.kind, data)))
 
         return progress

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from storybuild.engine.options import BuildOptions
 from storybuild.engine.workspace import BuildResult, Workspace
-from storybuild.events import Event, OnEvent
+from storybuild.events import Event, EventType, OnEvent
 from storybuild.projectpaths import MANIFEST_NAME, STORE_DIR
 from storybuild.store import stamp
 from storybuild.store.projectlock import ProjectLock
@@ -64,14 +64,14 @@ class Session:
         if options.dry_run:
             return self._slow(targets, request, options, began, stamp.Scan(None, frozenset(), None))
         lock = ProjectLock(self.store_dir, wait=options.wait, what="build",
-                           on_wait=lambda holder: options.on_event(Event("wait", data={"holder": holder})))
+                           on_wait=lambda holder: options.on_event(Event(EventType.WAIT, data={"holder": holder})))
         with lock:
             scan = stamp.Scan(None, frozenset(), None)
             if not options.force and not options.explain:
                 scan = stamp.scan(self.root, self.store_dir, request)
                 if scan.up_to_date is not None:
                     result = BuildResult(up_to_date=scan.up_to_date, seconds=time.monotonic() - began)
-                    options.on_event(Event("summary", data=result.summary()))
+                    options.on_event(Event(EventType.SUMMARY, data=result.summary()))
                     return result
             return self._slow(targets, request, options, began, scan)
 
@@ -145,7 +145,7 @@ class Session:
             engine.close()
         result.seconds = time.monotonic() - began
         if not options.dry_run:
-            options.on_event(Event("summary", data=result.summary()))
+            options.on_event(Event(EventType.SUMMARY, data=result.summary()))
         return result
 
     # ------------------------------------------------------------------ inspecting

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
+
+
+class BuildStatus(str, Enum):
+    """How a build ended (the summary's `status`, the state DB's build history)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -47,12 +56,12 @@ class BuildResult:
         return not self.failed and not self.cancelled
 
     @property
-    def status(self) -> str:
+    def status(self) -> BuildStatus:
         """ok, failed or cancelled."""
-        return "cancelled" if self.cancelled else "failed" if self.failed else "ok"
+        return BuildStatus.CANCELLED if self.cancelled else BuildStatus.FAILED if self.failed else BuildStatus.OK
 
     def summary(self) -> dict[str, Any]:
         """The counts reported at the end of a build."""
         return {"ran": len(self.ran), "cached": len(self.cached), "failed": len(self.failed),
                 "skipped": len(self.skipped), "up_to_date": self.up_to_date,
-                "seconds": round(self.seconds, 3), "status": self.status}
+                "seconds": round(self.seconds, 3), "status": self.status.value}

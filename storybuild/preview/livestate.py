@@ -12,6 +12,7 @@ import copy
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Iterable, Mapping
 
 from storybuild.actionids import split_quality
@@ -20,14 +21,20 @@ from storybuild.errors import Diagnostic
 HISTORY = 20  # rebuild summaries kept for the page
 
 
-# The states an action goes through, as the page shows them.
-QUEUED = "queued"  # to run in this pass, not started yet
-RUNNING = "running"
-CACHED = "cached"
-BUILT = "built"
-FAILED = "failed"
-CANCELLED = "cancelled"
-SKIPPED = "skipped"  # not run because something it needs failed
+class ActionState(str, Enum):
+    """The states an action goes through, as the page shows them (each equal to its text)."""
+
+    QUEUED = "queued"  # to run in this pass, not started yet
+    RUNNING = "running"
+    CACHED = "cached"
+    BUILT = "built"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # not run because something it needs failed
+
+
+QUEUED, RUNNING, CACHED, BUILT = ActionState.QUEUED, ActionState.RUNNING, ActionState.CACHED, ActionState.BUILT
+FAILED, CANCELLED, SKIPPED = ActionState.FAILED, ActionState.CANCELLED, ActionState.SKIPPED
 
 
 @dataclass
