@@ -472,3 +472,24 @@ def test_explanations_keep_their_locations_after_the_manifest_is_touched(tmp_pat
     session(root).plan()
     reasons = {s.action.id: [str(r) for r in s.reasons] for s in session(root).plan().steps}
     assert reasons["step/kf0"] == ["input changed: steps[0].argv[0] (project.json:3:12)"]
+
+
+def test_the_engine_is_handed_its_stores(tmp_path):
+    # ninja's DiskInterface: the session hands the engine the CAS, view and state DB, so
+    # another store (a test's, a shared one) is a seam, not a rewrite.
+    from storybuild.engine.session import Session
+    from storybuild.store.stores import Stores
+
+    root = tmp_path / "p"
+    write_project(root, film_steps(2), prompts=2)
+    elsewhere = tmp_path / "elsewhere"
+
+    class Elsewhere(type(session(root))):
+        def stores(self) -> Stores:
+            return Stores.open(self.root, str(elsewhere))
+
+    built = Elsewhere(str(root), session(root).manifest, loader=session(root)._loader).build(jobs=2)
+    assert built.ok and built.ran
+    assert any((elsewhere / "cas").rglob("*")) and (elsewhere / "state.sqlite").exists()
+    assert not (root / ".storybuild" / "cas").exists() and not (root / ".storybuild" / "state.sqlite").exists()
+    assert isinstance(session(root), Session)

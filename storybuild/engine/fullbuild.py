@@ -27,11 +27,11 @@ from storybuild.planning.actiongraph import closure, statics as compute_statics
 from storybuild.planning.decision import Fresh, Plan, Previous, input_digests, plan
 from storybuild.store import lockfile, plancache, stamp, state
 from storybuild.store.actions import ActionCache
-from storybuild.store.cas import CAS
 from storybuild.store.lockfile import LockEntry
 from storybuild.store.plancache import CachedPlan
 from storybuild.store.state import StateDB, StateWriter
-from storybuild.store.view import View, placements
+from storybuild.store.stores import Stores
+from storybuild.store.view import placements
 
 _NEVER = (-1, -1, -1)
 
@@ -91,14 +91,15 @@ class Engine:
     """One build through the full path."""
 
     def __init__(self, workspace: Workspace, options: BuildOptions,
-                 scan: stamp.Scan = stamp.Scan(None, frozenset(), None)):
+                 scan: stamp.Scan = stamp.Scan(None, frozenset(), None), stores: Stores | None = None):
         self.workspace = workspace
         self.options = options
         self.root = workspace.root
         self.store_dir = workspace.store_dir
         self.quality = options.quality
-        self.cas = CAS(os.path.join(self.store_dir, "cas"))
-        self.view = View(self.root, self.cas)
+        self.stores = stores or Stores.open(self.root, self.store_dir)
+        self.cas = self.stores.cas
+        self.view = self.stores.view
         self.db: StateDB | None = None
         self.closure: set[str] = set()
         self._entries: list[tuple] = []
@@ -133,14 +134,12 @@ class Engine:
         from storybuild.planning.targets import resolve
 
         cplan = load_plan(self.workspace, self.quality)
-        self.plan_files = cplan.files
         by_id = {a.id: a for a in cplan.order}
         selected = resolve(targets, list(by_id))
         self.closure = closure(selected, by_id)
         order = [a for a in cplan.order if a.id in self.closure]
         forced = frozenset(selected if self.options.force else ())
-        os.makedirs(self.store_dir, exist_ok=True)
-        self.db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
+        self.db = self.stores.state()
         hasher = FileHasher(self.root, self.db.files())
         sources = self._sources(order, hasher, self._loc_of(cplan))
         runs = self.db.runs(details=False)  # details are read only for the steps that run

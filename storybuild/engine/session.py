@@ -44,6 +44,12 @@ class Session:
         self.store_dir = os.path.join(self.root, STORE_DIR)
         self._loader = loader or default_loader
 
+    def stores(self) -> Any:
+        """The project's store (store.stores.Stores): what the engine is handed, not what it builds."""
+        from storybuild.store.stores import Stores
+
+        return Stores.open(self.root, self.store_dir)
+
     @property
     def workspace(self) -> Workspace:
         """What the full build needs of this session: where the project is and how to read it."""
@@ -101,12 +107,11 @@ class Session:
         """The failed actions plus the requested targets downstream of them (see `retry`)."""
         from storybuild.planning.actiongraph import dependents
         from storybuild.planning.targets import resolve
-        from storybuild.store.state import StateDB
 
         order = self.load_plan(quality).order
         ids = [a.id for a in order]
         retried = set(resolve(failed, ids))  # a failed action no longer planned: a usage error, as before
-        db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
+        db = self.stores().state()
         try:
             requests = db.failed_requests()
         finally:
@@ -136,7 +141,7 @@ class Session:
 
         if not options.dry_run:
             stamp.remove(self.store_dir)  # before anything changes: a stamp must never lie
-        engine = Engine(self.workspace, options, scan)
+        engine = Engine(self.workspace, options, scan, self.stores())
         try:
             result = engine.run(targets)
             if not options.dry_run and result.ok and not result.skipped:
@@ -168,11 +173,10 @@ class Session:
 
     def failures(self) -> list:
         """The retry queue: store.state.Failure records, oldest first."""
-        if not os.path.exists(os.path.join(self.store_dir, "state.sqlite")):
+        stores = self.stores()
+        if not stores.has_state():
             return []
-        from storybuild.store.state import StateDB
-
-        db = StateDB(os.path.join(self.store_dir, "state.sqlite"))
+        db = stores.state()
         try:
             return db.failures()
         finally:
