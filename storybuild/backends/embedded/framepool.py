@@ -76,7 +76,10 @@ def pids() -> list[int]:
     """The process ids of the pool's workers (none before it starts)."""
     with _lock:
         pool = _pool
-    return list(getattr(pool, "_processes", None) or ())
+    try:
+        return list(getattr(pool, "_processes", None) or ())
+    except RuntimeError:  # the executor's thread changed it while we read: ask again next time
+        return []
 
 
 def discard(kill: bool = False) -> None:

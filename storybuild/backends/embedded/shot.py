@@ -140,6 +140,7 @@ def _painted(spec: ShotSpec, ctx: ActionContext) -> Iterator[bytes]:
 def _pooled(spec: ShotSpec, ctx: ActionContext, jobs: int, first: int) -> Iterator[bytes]:
     """Frames first.. painted by the shared pool in chunks; WorkersLost if its workers die or stall."""
     import uuid
+    from concurrent.futures import CancelledError
     from concurrent.futures.process import BrokenProcessPool
 
     from storybuild.backends.embedded import framepool
@@ -164,6 +165,10 @@ def _pooled(spec: ShotSpec, ctx: ActionContext, jobs: int, first: int) -> Iterat
         # A worker died (or could not start: a host script without a __main__ guard).
         framepool.discard()
         raise framepool.WorkersLost("a frame worker died") from None
+    except CancelledError:
+        # Another shot found the shared pool broken or stuck and replaced it, cancelling
+        # what was queued on it (ours included): ask the new one.
+        raise framepool.WorkersLost("the frame pool was restarted") from None
     finally:
         for future in pending:
             future.cancel()

@@ -4,8 +4,9 @@ A worker that waits for input that will never come, or that is stopped, uses no 
 worker that is only slow (a loaded machine, a large frame) keeps using some. So a group of
 worker processes whose CPU time has not moved for `after` seconds while we wait on them is
 stuck, and is killed and its work redone, in seconds rather than after a long wall-clock
-deadline that a slow but healthy worker could also reach. Where /proc is missing (not
-Linux), wall time since the last sign of progress stands in for CPU time.
+deadline that a slow but healthy worker could also reach. Where CPU time cannot be read
+(no /proc: not Linux; no workers to read), WALL_FACTOR times as much wall time since the
+last sign of progress stands in for it, so a healthy but slow worker is not taken for stuck.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from typing import Callable, Iterable
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+WALL_FACTOR = 6  # without CPU times, how much longer a wait may last before it counts as a stall
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -48,14 +50,11 @@ class StallWatch:
     def stalled(self, pids: Iterable[int]) -> bool:
         """True once the processes' total CPU time has not grown for `after` seconds."""
         now = self._clock()
-        total = 0.0
-        for pid in pids:
-            seconds = cpu_seconds(pid)
-            if seconds is None:  # gone, or no /proc: judge by wall time alone
-                total = -1.0
-                break
-            total += seconds
-        if total >= 0 and (self._cpu is None or total > self._cpu):
+        times = [cpu_seconds(pid) for pid in pids]
+        if not times or None in times:  # gone, none to read, or no /proc: judge by wall time
+            return now - self._since > self.after * WALL_FACTOR
+        total = sum(t for t in times if t is not None)
+        if self._cpu is None or total > self._cpu:
             self._cpu = total
             self._since = now
         return now - self._since > self.after
