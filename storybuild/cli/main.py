@@ -64,11 +64,11 @@ def plan_problems(manifest) -> list:
     for a line or a picture, unknown workflows, a graph cycle), as a build would report it."""
     from storybuild.errors import ManifestError
     from storybuild.model import Quality
-    from storybuild.planning.actiongraph import build_graph, plan_actions
+    from storybuild.planning.actiongraph import plan_actions, topological
 
     try:
         for quality in Quality:
-            build_graph(plan_actions(manifest, quality))
+            topological(plan_actions(manifest, quality))  # as a build orders them (networkx only for a cycle)
     except ManifestError as err:
         return list(err.diagnostics)
     return []
