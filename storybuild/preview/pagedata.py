@@ -112,18 +112,36 @@ def _status(groups: dict, ident: str, main: str, prefer: str, exists: bool) -> d
     return {"state": CACHED if exists else "missing"}
 
 
-def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
-    """Everything the page draws, as JSON, from a LiveState snapshot and build/."""
-    described = snapshot.get("manifest") or {"title": "storybuild", "characters": {}, "scenes": []}
-    names = {cid: c["name"] for cid, c in described.get("characters", {}).items()}
-    rebuilds = snapshot.get("rebuilds") or []
-    prefer = rebuilds[-1]["quality"] if rebuilds else "full"
-    shot_groups, scene_groups = _owners(snapshot.get("actions") or {}, described)
-
+def _film_cut(build_dir: Path) -> tuple[str | None, str | None, dict]:
+    """The newest film under build/ (its path there), its cut's path, and the cut ({} when none)."""
     film_rel = media.current(build_dir, "film.mp4")
     cut_rel = (film_rel[: -len("film.mp4")] + "film.json") if film_rel else None
     cut = media.load_cut(build_dir / cut_rel) if cut_rel else None
-    cut = cut or {}
+    return film_rel, cut_rel, cut or {}
+
+
+def _shot_status(groups: dict, shot: dict, prefer: str, exists: bool) -> dict:
+    """A shot's status; a failure that names no place points at its line, or else at the shot."""
+    status = _status(groups, shot["id"], f"shot/{shot['id']}", prefer, exists)
+    if status.get("state") in (FAILED, SKIPPED) and not status.get("loc"):
+        line = status.get("line")
+        lines = shot["lines"]
+        status["loc"] = lines[line]["loc"] if line is not None and line < len(lines) else shot["loc"]
+    return status
+
+
+def _timed_lines(shot: dict, timed: list[dict], names: dict[str, str]) -> list[dict]:
+    """The shot's lines with the speaker's name and, where the cut has them, their times in the film."""
+    return [{**line, "name": names.get(line["character"], line["character"]),
+             "start": timed[i].get("start") if i < len(timed) else None,
+             "end": timed[i].get("end") if i < len(timed) else None}
+            for i, line in enumerate(shot["lines"])]
+
+
+def _scenes(described: dict, build_dir: Path, urls: Urls, groups: tuple[dict, dict], prefer: str,
+            names: dict[str, str], cut: dict) -> list[dict]:
+    """Each scene and its shots with their statuses, media and times in the cut."""
+    shot_groups, scene_groups = groups
     shot_times = {s.get("id"): s for s in cut.get("shots") or []}
     scene_times = {s.get("id"): s for s in cut.get("scenes") or []}
     cut_lines: dict[str, list[dict]] = {}
@@ -135,16 +153,8 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
         shots = []
         for shot in scene["shots"]:
             thumb = media.current(build_dir, f"shots/{shot['id']}.png")
-            status = _status(shot_groups, shot["id"], f"shot/{shot['id']}", prefer, thumb is not None)
-            if status.get("state") in (FAILED, SKIPPED) and not status.get("loc"):
-                line = status.get("line")
-                lines = shot["lines"]
-                status["loc"] = lines[line]["loc"] if line is not None and line < len(lines) else shot["loc"]
-            timed = cut_lines.get(shot["id"], [])
-            lines = [{**line, "name": names.get(line["character"], line["character"]),
-                      "start": timed[i].get("start") if i < len(timed) else None,
-                      "end": timed[i].get("end") if i < len(timed) else None}
-                     for i, line in enumerate(shot["lines"])]
+            status = _shot_status(shot_groups, shot, prefer, thumb is not None)
+            lines = _timed_lines(shot, cut_lines.get(shot["id"], []), names)
             times = shot_times.get(shot["id"], {})
             shots.append({**shot, "lines": lines, "status": status,
                           "thumb": urls.media(thumb) if thumb else None,
@@ -156,16 +166,32 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
                        "waveform": media.waveform(build_dir / wav) if wav else None,
                        "audio": urls.media(wav) if wav else None,
                        "start": times.get("start"), "end": times.get("end")})
+    return scenes
+
+
+def _running(actions: dict[str, dict]) -> list[dict]:
+    """The actions running now, with their progress, by id."""
+    return sorted(
+        ({"action": aid, "progress": e.get("progress", 0.0), "message": e.get("message", "")}
+         for aid, e in actions.items() if e["state"] == RUNNING),
+        key=lambda r: r["action"])
+
+
+def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
+    """Everything the page draws, as JSON, from a LiveState snapshot and build/."""
+    described = snapshot.get("manifest") or {"title": "storybuild", "characters": {}, "scenes": []}
+    names = {cid: c["name"] for cid, c in described.get("characters", {}).items()}
+    rebuilds = snapshot.get("rebuilds") or []
+    prefer = rebuilds[-1]["quality"] if rebuilds else "full"
+    groups = _owners(snapshot.get("actions") or {}, described)
+    film_rel, cut_rel, cut = _film_cut(build_dir)
+    scenes = _scenes(described, build_dir, urls, groups, prefer, names, cut)
 
     film = None
     if film_rel:
         film = {"url": urls.media(film_rel), "quality": "preview" if film_rel.startswith("preview/") else "full",
                 "duration": cut.get("duration"),
                 "subtitles": urls.subtitles(cut_rel, cut, names) if cut.get("lines") else None}
-    running = sorted(
-        ({"action": aid, "progress": e.get("progress", 0.0), "message": e.get("message", "")}
-         for aid, e in (snapshot.get("actions") or {}).items() if e["state"] == RUNNING),
-        key=lambda r: r["action"])
     return {
         "version": snapshot.get("version", 0),
         "phase": snapshot.get("phase", "idle"),
@@ -177,7 +203,6 @@ def page_data(snapshot: dict, build_dir: Path, urls: Urls) -> dict:
         "film": film,
         "scenes": scenes,
         "diagnostics": snapshot.get("diagnostics") or [],
-        "running": running,
+        "running": _running(snapshot.get("actions") or {}),
         "rebuilds": list(reversed(rebuilds)),
     }
-

@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import threading
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -32,7 +32,10 @@ from storybuild.backends.contract import ActionContext
 from storybuild.errors import BackendError, TransientError
 
 from storybuild_piper import ipa, voices
-from storybuild_piper.backend import voice_settings
+from storybuild_piper.backend import VoiceSettings, voice_settings
+
+if TYPE_CHECKING:
+    from storybuild.backends.shared.speech_timing import Timings
 
 NOISE_CHANNELS = 256  # ≥ the channels of any noise a Piper (VITS) model draws: 2 and 192
 NOISE_FRAMES_PER_ID = 16  # first guess of frames per phoneme id (they run 1..12 at length_scale 1)
@@ -215,21 +218,9 @@ def pitch_rate(model_rate: int, factor: float) -> int:
     return max(PITCH_GRID, round(model_rate * factor / PITCH_GRID) * PITCH_GRID) if factor != 1.0 else model_rate
 
 
-def run_speech(ctx: ActionContext) -> dict[str, Any]:
-    """Perform a `speech` action: write line.wav and timings.json under ctx.out_dir.
-
-    Voice controls: rate → Piper's length_scale (165 wpm = 1); pitch → the model speaks
-    every phoneme `f` times longer than it chose (Model.speak's stretch) and its samples are
-    read `f` times faster (resampled from rate·f), so the duration and rhythm stay and the
-    pitch moves by f (±6 semitones over 0..100);
-    volume → a gain on the model's own level (peaks past full scale clip, logged).
-    """
-    import soundfile
-
-    from storybuild.backends.shared import speech_audio
-
+def _line_params(ctx: ActionContext) -> tuple[str, VoiceSettings, int, int]:
+    """The action's text (cleaned), voice settings, output sample rate and seed, checked."""
     from storybuild.backends.shared import speech_timing
-    from storybuild.backends.shared.speech_timing import Timed, Timings
 
     params = ctx.params
     text = params.get("text")
@@ -243,8 +234,11 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
     seed = params.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise BackendError(f"seed must be an integer, got {seed!r}")
+    return text, settings, rate_out, seed
 
-    package = voices.resolve(settings.name)
+
+def _load_voice(ctx: ActionContext, package: voices.VoicePackage) -> Model:
+    """The voice's model, loaded with progress and cancellation (out of memory is transient)."""
     ctx.check_cancelled()
     ctx.progress(0.0, f"loading {package.name}")
     try:
@@ -252,10 +246,12 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
     except MemoryError:
         raise TransientError(f"out of memory loading the Piper voice {package.name}") from None
     ctx.check_cancelled()
+    return model
 
-    rate_in = pitch_rate(model.sample_rate, settings.pitch_factor)
-    factor = rate_in / model.sample_rate
-    length_scale = model.config.length_scale * settings.length_scale
+
+def _speak_sentences(ctx: ActionContext, model: Model, voice: str, text: str, length_scale: float, seed: int,
+                     factor: float) -> tuple[list[np.ndarray], list[ipa.Sound]]:
+    """Speak `text` sentence by sentence: each one's samples, and the sounds of the whole line (model rate)."""
     sentences = [s for s in model.phonemize(text) if s]
     chunks: list[np.ndarray] = []
     sounds: list[ipa.Sound] = []
@@ -263,24 +259,30 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
     for index, phonemes in enumerate(sentences):
         ctx.check_cancelled()
         ctx.progress(0.05 + 0.8 * index / len(sentences), f"speaking sentence {index + 1}/{len(sentences)}")
-        audio, counts = model.speak(phonemes, length_scale, sentence_seed(seed, package.name, index, phonemes), factor)
+        audio, counts = model.speak(phonemes, length_scale, sentence_seed(seed, voice, index, phonemes), factor)
         found, words = ipa.group([BOS, *phonemes, EOS], counts, offset, words)
         sounds.extend(found)
         chunks.append(audio)
         offset += audio.shape[0]
-    ctx.check_cancelled()
-    ctx.progress(0.85, "resampling")
+    return chunks, sounds
+
+
+def _line_audio(ctx: ActionContext, chunks: list[np.ndarray], rate_in: int, rate_out: int,
+                volume: float) -> np.ndarray:
+    """The sentences joined, trimmed after the last sound, resampled to `rate_out`, at `volume`, faded out."""
+    from storybuild.backends.shared import speech_audio
 
     raw = np.concatenate(chunks) if chunks else np.zeros(round(0.1 * rate_in))  # nothing to say: a short silence
     keep = speech_audio.audible_end(raw, rate_in)
-    audio = speech_audio.resample(raw[:keep], rate_in, rate_out, ctx.check_cancelled) * settings.volume
+    audio = speech_audio.resample(raw[:keep], rate_in, rate_out, ctx.check_cancelled) * volume
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 1.0:
-        ctx.log(f"{ctx.action_id}: volume {settings.volume:g} takes the voice to {peak:.2f} × full scale; it clips")
-    audio = speech_audio.fade_out(audio, rate_out)
-    duration = audio.shape[0] / rate_out
+        ctx.log(f"{ctx.action_id}: volume {volume:g} takes the voice to {peak:.2f} × full scale; it clips")
+    return speech_audio.fade_out(audio, rate_out)
 
-    phonemes_timed = [Timed(s.start / rate_in, s.end / rate_in, s.phoneme) for s in sounds if s.end > s.start]
+
+def _word_spans(text: str, sounds: list[ipa.Sound], model: Model) -> list[tuple[int, int, str]]:
+    """Each spoken token of `text` with the samples its sounds span (model rate), in order of start."""
     tokens = ipa.tokens(text)
     token_of = ipa.sound_tokens(text, sounds, lambda t: [s for s in model.phonemize(t) if s])
     spans: dict[int, list[int]] = {}
@@ -288,9 +290,47 @@ def run_speech(ctx: ActionContext) -> dict[str, Any]:
         if s.end > s.start:
             span = spans.setdefault(t, [s.start, s.end])
             span[0], span[1] = min(span[0], s.start), max(span[1], s.end)
-    words_timed = [Timed(a / rate_in, b / rate_in, tokens[t]) for t, (a, b) in sorted(spans.items(), key=lambda kv: kv[1][0])]
-    timings = Timings(duration, rate_out, speech_timing.clip(words_timed, duration),
-                      speech_timing.clip(phonemes_timed, duration))
+    return [(a, b, tokens[t]) for t, (a, b) in sorted(spans.items(), key=lambda kv: kv[1][0])]
+
+
+def _line_timings(text: str, sounds: list[ipa.Sound], model: Model, rate_in: int, duration: float,
+                  rate_out: int) -> Timings:
+    """timings.json's content: the words and phonemes heard, in seconds, clipped to `duration`."""
+    from storybuild.backends.shared import speech_timing
+    from storybuild.backends.shared.speech_timing import Timed, Timings
+
+    phonemes_timed = [Timed(s.start / rate_in, s.end / rate_in, s.phoneme) for s in sounds if s.end > s.start]
+    words_timed = [Timed(a / rate_in, b / rate_in, token) for a, b, token in _word_spans(text, sounds, model)]
+    return Timings(duration, rate_out, speech_timing.clip(words_timed, duration),
+                   speech_timing.clip(phonemes_timed, duration))
+
+
+def run_speech(ctx: ActionContext) -> dict[str, Any]:
+    """Perform a `speech` action: write line.wav and timings.json under ctx.out_dir.
+
+    Voice controls: rate → Piper's length_scale (165 wpm = 1); pitch → the model speaks
+    every phoneme `f` times longer than it chose (Model.speak's stretch) and its samples are
+    read `f` times faster (resampled from rate·f), so the duration and rhythm stay and the
+    pitch moves by f (±6 semitones over 0..100);
+    volume → a gain on the model's own level (peaks past full scale clip, logged).
+    """
+    import soundfile
+
+    from storybuild.backends.shared import speech_audio, speech_timing
+
+    text, settings, rate_out, seed = _line_params(ctx)
+    package = voices.resolve(settings.name)
+    model = _load_voice(ctx, package)
+
+    rate_in = pitch_rate(model.sample_rate, settings.pitch_factor)
+    length_scale = model.config.length_scale * settings.length_scale
+    chunks, sounds = _speak_sentences(ctx, model, package.name, text, length_scale, seed,
+                                     rate_in / model.sample_rate)
+    ctx.check_cancelled()
+    ctx.progress(0.85, "resampling")
+    audio = _line_audio(ctx, chunks, rate_in, rate_out, settings.volume)
+    duration = audio.shape[0] / rate_out
+    timings = _line_timings(text, sounds, model, rate_in, duration, rate_out)
 
     ctx.check_cancelled()
     wav, js = ctx.output("line.wav"), ctx.output("timings.json")

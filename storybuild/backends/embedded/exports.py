@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storybuild.backends.contract import ActionContext
 from storybuild.backends.embedded import captions, reframe, sheets, subtitles, timeline
@@ -22,6 +23,9 @@ from storybuild.backends.shared import ffmpeg
 from storybuild.backends.embedded.cut import load_cut
 from storybuild.errors import BackendError
 from storybuild.model import STEMS as SCENE_STEMS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PRESETS: dict[str, tuple[int, int] | None] = {
     "landscape": (1920, 1080),
@@ -73,6 +77,59 @@ def _video(ctx: ActionContext, film: Path, out: Path, fit: reframe.Fit, frames: 
                       ctx.cancel_event, what=ctx.action_id)
 
 
+def _encode(ctx: ActionContext, film: Path, cut: dict, export_id: str, fit: reframe.Fit, frames: int, fps: float,
+            centres: np.ndarray | None) -> Path:
+    """Write <id>.mp4 (reframe commands and caption overlays made in a scratch folder beside it)."""
+    params = ctx.params
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=ctx.out_dir) as scratch:
+        work = Path(scratch)
+        commands = reframe.write_commands(fit, centres, fps, work / "crop.cmd") if centres is not None else None
+        script = None
+        if params.get("burn_captions") and cut["lines"]:
+            style = captions.Style(fit.out_w, fit.out_h)
+            script = captions.overlay_script(cut["lines"], float(cut["duration"]), style, work)
+        ctx.progress(0.05, f"encoding {fit.out_w}x{fit.out_h}")
+        video = ctx.output(f"{export_id}.mp4")
+        _video(ctx, film, video, fit, frames, fps, commands, script)
+    return video
+
+
+def _stems(ctx: ActionContext, outputs: dict[str, Path]) -> None:
+    """Copy the film's master and stems to stems/<stem>.wav."""
+    ctx.output("stems").mkdir(exist_ok=True)
+    for name in STEMS:
+        target = ctx.output(f"stems/{name}.wav")
+        shutil.copyfile(_input(ctx, f"stems:{name}"), target)
+        outputs[f"stems/{name}.wav"] = target
+
+
+def _subtitles(ctx: ActionContext, cut: dict, export_id: str, outputs: dict[str, Path]) -> None:
+    """Write <id>.srt / <id>.vtt for each subtitle format the params ask for."""
+    for fmt in ctx.params.get("subtitles") or ():
+        writer = {"srt": subtitles.srt, "vtt": subtitles.vtt}.get(str(fmt))
+        if writer is None:
+            raise BackendError(f"unknown subtitle format {fmt!r}", hint="use srt or vtt")
+        path = ctx.output(f"{export_id}.{fmt}")
+        path.write_text(writer(cut["lines"]), encoding="utf-8")
+        outputs[path.name] = path
+
+
+def _timelines(ctx: ActionContext, cut: dict, export_id: str, title: str, outputs: dict[str, Path]) -> None:
+    """Write the edit as each timeline format the params ask for, pointing at the build's shots."""
+    params = ctx.params
+    formats = [str(f) for f in params.get("timeline") or ()]
+    if not formats:
+        return
+    media = f"build/{str(params.get('shots_dir') or 'shots').strip('/')}/{{id}}.mp4"
+    edit = timeline.build(cut, title or export_id, media=media, log=ctx.log)
+    for fmt in formats:
+        if fmt not in timeline.FORMATS:
+            raise BackendError(f"unknown timeline format {fmt!r}",
+                               hint=f"use one of: {', '.join(sorted(timeline.FORMATS))}")
+        path = timeline.write(edit, ctx.output(f"{export_id}.{timeline.FORMATS[fmt][1]}"), fmt)
+        outputs[path.name] = path
+
+
 def run_export(ctx: ActionContext) -> dict[str, Path]:
     """Write <id>.mp4 and, as the params ask, subtitles, timelines, poster and contact sheet."""
     params = ctx.params
@@ -89,48 +146,15 @@ def run_export(ctx: ActionContext) -> dict[str, Path]:
     speaker = str(params.get("reframe", "center")) == "speaker" and fit.mode == "crop"
     centres = reframe.speaker_centres(cut, frames) if speaker else None
     title = str(params.get("title") or "")
-    outputs: dict[str, Path] = {}
 
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=ctx.out_dir) as scratch:
-        work = Path(scratch)
-        commands = reframe.write_commands(fit, centres, fps, work / "crop.cmd") if centres is not None else None
-        script = None
-        if params.get("burn_captions") and cut["lines"]:
-            style = captions.Style(fit.out_w, fit.out_h)
-            script = captions.overlay_script(cut["lines"], float(cut["duration"]), style, work)
-        ctx.progress(0.05, f"encoding {fit.out_w}x{fit.out_h}")
-        video = ctx.output(f"{export_id}.mp4")
-        _video(ctx, film, video, fit, frames, fps, commands, script)
-        outputs[video.name] = video
+    video = _encode(ctx, film, cut, export_id, fit, frames, fps, centres)
+    outputs: dict[str, Path] = {video.name: video}
     ctx.check_cancelled()
-
     if params.get("stems"):
-        ctx.output("stems").mkdir(exist_ok=True)
-        for name in STEMS:
-            target = ctx.output(f"stems/{name}.wav")
-            shutil.copyfile(_input(ctx, f"stems:{name}"), target)
-            outputs[f"stems/{name}.wav"] = target
-
+        _stems(ctx, outputs)
     ctx.progress(0.8, "side files")
-    for fmt in params.get("subtitles") or ():
-        writer = {"srt": subtitles.srt, "vtt": subtitles.vtt}.get(str(fmt))
-        if writer is None:
-            raise BackendError(f"unknown subtitle format {fmt!r}", hint="use srt or vtt")
-        path = ctx.output(f"{export_id}.{fmt}")
-        path.write_text(writer(cut["lines"]), encoding="utf-8")
-        outputs[path.name] = path
-
-    formats = [str(f) for f in params.get("timeline") or ()]
-    if formats:
-        media = f"build/{str(params.get('shots_dir') or 'shots').strip('/')}/{{id}}.mp4"
-        edit = timeline.build(cut, title or export_id, media=media, log=ctx.log)
-        for fmt in formats:
-            if fmt not in timeline.FORMATS:
-                raise BackendError(f"unknown timeline format {fmt!r}",
-                                   hint=f"use one of: {', '.join(sorted(timeline.FORMATS))}")
-            path = timeline.write(edit, ctx.output(f"{export_id}.{timeline.FORMATS[fmt][1]}"), fmt)
-            outputs[path.name] = path
-
+    _subtitles(ctx, cut, export_id, outputs)
+    _timelines(ctx, cut, export_id, title, outputs)
     if params.get("poster"):
         at = sheets.poster_time(cut)
         centre = float(centres[min(frames - 1, int(at * fps))]) if centres is not None else 0.5

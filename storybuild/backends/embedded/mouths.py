@@ -51,6 +51,69 @@ _DESIGNS: dict[str, dict] = {
 }
 
 
+def _draw_closed(draw, design: dict, sx: float, sy: float, lips: tuple) -> None:
+    """A closed mouth: a stroke through the design's points, with rounded ends."""
+    pts = [(x * sx, y * sy) for x, y in design["points"]]
+    lw = max(1, round(design["width"] * sx))
+    draw.line(pts, fill=lips + (255,), width=lw, joint="curve")
+    for x, y in (pts[0], pts[-1]):  # round the ends
+        draw.ellipse((x - lw / 2, y - lw / 2, x + lw / 2, y + lw / 2), fill=lips + (255,))
+
+
+def _mouth_inside(size: tuple[int, int], design: dict, box: tuple, stroke: int, palette: tuple):
+    """The inside of an open mouth, unmasked: its dark, the tongue and the teeth."""
+    from PIL import Image, ImageDraw
+
+    _, inside, teeth, tongue = palette
+    layer = Image.new("RGBA", size, inside + (255,))
+    ldraw = ImageDraw.Draw(layer)
+    h = box[3] - box[1]
+    if design.get("tongue"):
+        t = design["tongue"]
+        ldraw.ellipse((box[0] + 0.15 * (box[2] - box[0]), box[3] - t * h * 1.6,
+                       box[2] - 0.15 * (box[2] - box[0]), box[3] + t * h), fill=tongue + (255,))
+    if design.get("tongue_up"):
+        t = design["tongue_up"]
+        cx = (box[0] + box[2]) / 2
+        ldraw.ellipse((cx - 0.22 * (box[2] - box[0]), box[1] + 0.05 * h, cx + 0.22 * (box[2] - box[0]),
+                       box[1] + (t + 0.35) * h), fill=tongue + (255,))
+    if design.get("teeth_top"):
+        ldraw.rectangle((box[0], box[1], box[2], box[1] + design["teeth_top"] * h), fill=teeth + (255,))
+    if design.get("teeth_bottom"):
+        ldraw.rectangle((box[0], box[3] - design["teeth_bottom"] * h, box[2], box[3]), fill=teeth + (255,))
+    if design.get("teeth_top") and design.get("teeth_bottom"):
+        mid = box[1] + design["teeth_top"] * h
+        ldraw.line((box[0], mid, box[2], mid), fill=inside + (255,), width=max(1, stroke // 2))
+    return layer
+
+
+def _draw_open(img, draw, design: dict, sx: float, sy: float, stroke: int, palette: tuple) -> None:
+    """An open mouth: its inside pasted through the opening's shape, then the lips around it."""
+    from PIL import Image, ImageDraw
+
+    lips = palette[0]
+    x0, y0, x1, y1 = design["box"]
+    box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+    radius = (box[3] - box[1]) * 0.45
+    mask = Image.new("L", img.size, 0)
+    mdraw = ImageDraw.Draw(mask)
+    if design["kind"] == "ellipse":
+        mdraw.ellipse(box, fill=255)
+    else:
+        mdraw.rounded_rectangle(box, radius=radius, fill=255)
+    img.paste(_mouth_inside(img.size, design, box, stroke, palette), (0, 0), mask)
+    h = box[3] - box[1]
+    lw = max(1, round(design.get("lip", 3) * sx))
+    if design["kind"] == "ellipse":
+        draw.ellipse(box, outline=lips + (255,), width=lw)
+    else:
+        draw.rounded_rectangle(box, radius=radius, outline=lips + (255,), width=lw)
+    if design.get("lower_lip"):
+        # The lower lip tucked under the upper teeth: a thick curve along the bottom.
+        draw.arc((box[0], box[3] - 1.2 * h, box[2], box[3] + 0.5 * h), 20, 160, fill=lips + (255,),
+                 width=round(lw * 2.2))
+
+
 def draw_mouth(shape: str, width: int, style: str = "default"):
     """A mouth shape as a Pillow RGBA image `width` wide (height = width × 0.62)."""
     from PIL import Image, ImageDraw
@@ -59,7 +122,6 @@ def draw_mouth(shape: str, width: int, style: str = "default"):
         raise BackendError(f"unknown mouth shape {shape!r}", hint=f"shapes are {', '.join(SHAPES)}")
     if style not in _PALETTES:
         raise BackendError(f"unknown built-in mouth set {style!r}", hint=f"built-in sets: {', '.join(BUILTIN)}")
-    lips, inside, teeth, tongue = _PALETTES[style]
     width = max(2, int(width))
     height = max(2, int(round(width * ASPECT)))
     big_w, big_h = width * _SS, height * _SS
@@ -69,50 +131,9 @@ def draw_mouth(shape: str, width: int, style: str = "default"):
     img = Image.new("RGBA", (big_w, big_h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     if design["kind"] == "line":
-        pts = [(x * sx, y * sy) for x, y in design["points"]]
-        lw = max(1, round(design["width"] * sx))
-        draw.line(pts, fill=lips + (255,), width=lw, joint="curve")
-        for x, y in (pts[0], pts[-1]):  # round the ends
-            draw.ellipse((x - lw / 2, y - lw / 2, x + lw / 2, y + lw / 2), fill=lips + (255,))
+        _draw_closed(draw, design, sx, sy, _PALETTES[style][0])
     else:
-        x0, y0, x1, y1 = design["box"]
-        box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
-        radius = (box[3] - box[1]) * 0.45
-        mask = Image.new("L", img.size, 0)
-        mdraw = ImageDraw.Draw(mask)
-        if design["kind"] == "ellipse":
-            mdraw.ellipse(box, fill=255)
-        else:
-            mdraw.rounded_rectangle(box, radius=radius, fill=255)
-        layer = Image.new("RGBA", img.size, inside + (255,))
-        ldraw = ImageDraw.Draw(layer)
-        h = box[3] - box[1]
-        if design.get("tongue"):
-            t = design["tongue"]
-            ldraw.ellipse((box[0] + 0.15 * (box[2] - box[0]), box[3] - t * h * 1.6,
-                           box[2] - 0.15 * (box[2] - box[0]), box[3] + t * h), fill=tongue + (255,))
-        if design.get("tongue_up"):
-            t = design["tongue_up"]
-            cx = (box[0] + box[2]) / 2
-            ldraw.ellipse((cx - 0.22 * (box[2] - box[0]), box[1] + 0.05 * h, cx + 0.22 * (box[2] - box[0]),
-                           box[1] + (t + 0.35) * h), fill=tongue + (255,))
-        if design.get("teeth_top"):
-            ldraw.rectangle((box[0], box[1], box[2], box[1] + design["teeth_top"] * h), fill=teeth + (255,))
-        if design.get("teeth_bottom"):
-            ldraw.rectangle((box[0], box[3] - design["teeth_bottom"] * h, box[2], box[3]), fill=teeth + (255,))
-        if design.get("teeth_top") and design.get("teeth_bottom"):
-            mid = box[1] + design["teeth_top"] * h
-            ldraw.line((box[0], mid, box[2], mid), fill=inside + (255,), width=max(1, stroke // 2))
-        img.paste(layer, (0, 0), mask)
-        lw = max(1, round(design.get("lip", 3) * sx))
-        if design["kind"] == "ellipse":
-            draw.ellipse(box, outline=lips + (255,), width=lw)
-        else:
-            draw.rounded_rectangle(box, radius=radius, outline=lips + (255,), width=lw)
-        if design.get("lower_lip"):
-            # The lower lip tucked under the upper teeth: a thick curve along the bottom.
-            draw.arc((box[0], box[3] - 1.2 * h, box[2], box[3] + 0.5 * h), 20, 160, fill=lips + (255,),
-                     width=round(lw * 2.2))
+        _draw_open(img, draw, design, sx, sy, stroke, _PALETTES[style])
     return img.resize((width, height), Image.LANCZOS)
 
 

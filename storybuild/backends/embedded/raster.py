@@ -115,12 +115,18 @@ def rasterize(sx: np.ndarray, sy: np.ndarray, invw: np.ndarray, width: int, heig
     step = pa[pair_tri]
     label = (tris[pair_tri] + 1).astype(np.int64)
     base = row * width + c0
+    _fill_spans(zkey, base, count, start, step, label)
+    return zkey
 
-    # Expand spans into fragments in chunks of whole spans.
+
+def _fill_spans(zkey: np.ndarray, base: np.ndarray, count: np.ndarray, start: np.ndarray, step: np.ndarray,
+                label: np.ndarray) -> None:
+    """Write spans (first pixel, pixel count, 1/w there, its step, label) into `zkey`: the nearest wins."""
+    # In chunks of whole spans, so a screen-filling triangle never needs all its fragments at once.
     ends = np.cumsum(count)
     bounds = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]) + _CHUNK, _CHUNK), side="right")
     lo_pair = 0
-    for hi_pair in list(bounds) + [pair_tri.size]:
+    for hi_pair in list(bounds) + [count.size]:
         if hi_pair <= lo_pair:
             continue
         seg = slice(lo_pair, hi_pair)
@@ -136,7 +142,6 @@ def rasterize(sx: np.ndarray, sy: np.ndarray, invw: np.ndarray, width: int, heig
             key = (depth.view(np.uint32).astype(np.int64) << 32) | np.repeat(label[seg], n)
             np.maximum.at(zkey, pix, key)
         lo_pair = hi_pair
-    return zkey
 
 
 def decode(zkey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -104,13 +104,8 @@ def _number(path: Path, value: Any, what: str) -> float:
     return float(value)
 
 
-def load(path: Path) -> tuple[int, list[Span]]:
-    """A user's Rhubarb JSON file, checked: (duration in cs, its cues as spans in cs).
-
-    Raises BackendError naming the file and the first problem: not JSON (or Rhubarb's TSV
-    or XML output), missing fields, unknown shapes, cues out of order or overlapping,
-    cues past the stated duration.
-    """
+def _read_doc(path: Path) -> tuple[list, dict]:
+    """The file's "mouthCues" list and "metadata" object, read as JSON and checked for shape."""
     fmt_hint = "export it with `rhubarb --exportFormat json` (storybuild reads Rhubarb's JSON output)"
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -135,7 +130,11 @@ def load(path: Path) -> tuple[int, list[Span]]:
     metadata = doc.get("metadata", {})
     if not isinstance(metadata, dict):
         raise _fail(path, "\"metadata\" must be an object")
+    return cues, metadata
 
+
+def _cue_spans(path: Path, cues: list) -> list[Span]:
+    """The cues as spans in cs, checked: fields, shapes, order; overlaps within the tolerance trimmed."""
     spans: list[Span] = []
     for i, cue in enumerate(cues):
         where = f"mouthCues[{i}]"
@@ -159,7 +158,18 @@ def load(path: Path) -> tuple[int, list[Span]]:
             start = max(start, spans[-1][1])
             end = max(end, start)
         spans.append((start, end, value))
+    return spans
 
+
+def load(path: Path) -> tuple[int, list[Span]]:
+    """A user's Rhubarb JSON file, checked: (duration in cs, its cues as spans in cs).
+
+    Raises BackendError naming the file and the first problem: not JSON (or Rhubarb's TSV
+    or XML output), missing fields, unknown shapes, cues out of order or overlapping,
+    cues past the stated duration.
+    """
+    cues, metadata = _read_doc(path)
+    spans = _cue_spans(path, cues)
     last = spans[-1][1] if spans else 0
     if "duration" in metadata:
         duration = to_cs(_number(path, metadata["duration"], "metadata.duration"))
