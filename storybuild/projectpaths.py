@@ -19,6 +19,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 MANIFEST_NAME = "storybuild.yaml"  # the film's manifest, at the project's root
 BUILD_DIR = "build"  # the project's human view of what a build made (film.mp4, shots/, ...)
+LOCK_NAME = "storybuild.lock"  # the committed record of what each target was built from
 STORE_DIR = ".storybuild"  # the project's cache and state (CAS, action cache, state DB)
 
 

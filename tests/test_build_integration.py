@@ -493,3 +493,18 @@ def test_the_engine_is_handed_its_stores(tmp_path):
     assert any((elsewhere / "cas").rglob("*")) and (elsewhere / "state.sqlite").exists()
     assert not (root / ".storybuild" / "cas").exists() and not (root / ".storybuild" / "state.sqlite").exists()
     assert isinstance(session(root), Session)
+
+
+def test_a_step_never_removes_a_file_storybuild_did_not_make(tmp_path):
+    # A writer's file where a step's output goes (validate refuses the known sources; this
+    # is a file it cannot know of): the step fails, the file is untouched, nothing is lost.
+    root = tmp_path / "p"
+    write_project(root, film_steps(1), prompts=1)
+    (root / "out").mkdir()
+    (root / "out" / "kf0.txt").write_text("the writer's own notes\n")
+    result = session(root).build(jobs=1, keep_going=True)
+    assert "step/kf0" in result.failed and "storybuild did not make it" in result.failed["step/kf0"]
+    assert (root / "out" / "kf0.txt").read_text() == "the writer's own notes\n"
+    (root / "out" / "kf0.txt").unlink()  # the writer moves it away: the build goes on
+    assert session(root).build(jobs=1).ok
+    assert session(root).build(jobs=1).ran == []  # and a second build runs nothing, its outputs are its own

@@ -10,15 +10,18 @@ import pytest
 
 from storybuild.backends.command import VERSION
 from storybuild.backends.command.backend import CommandBackend
+from storybuild.engine.scheduler import is_transient
 from storybuild.backends.contract import ActionContext, get_backend
 from storybuild.errors import BackendError, Cancelled
 
 
-def ctx(tmp_path, argv, outputs=(), env=None, cancel=None):
+def ctx(tmp_path, argv, outputs=(), env=None, cancel=None, owned=None):
+    # By default every output path is storybuild's (as the runner says of its own placements).
     return ActionContext(action_id="step/x", kind="step",
                          params={"argv": argv, "env": env or {}, "outputs": list(outputs)}, inputs={},
                          out_dir=tmp_path / ".scratch", project_root=tmp_path,
-                         cancel_event=cancel or threading.Event())
+                         cancel_event=cancel or threading.Event(),
+                         owned=frozenset(outputs if owned is None else owned))
 
 
 def test_registered_with_its_declared_version():
@@ -40,6 +43,14 @@ def test_a_stale_output_does_not_count_as_written(tmp_path):
     with pytest.raises(BackendError, match="exited with status 0 but did not write old.txt"):
         CommandBackend().run(ctx(tmp_path, ["true"], ["old.txt"]))
     assert not (tmp_path / "old.txt").exists()
+
+
+def test_a_file_storybuild_did_not_make_is_never_removed_or_overwritten(tmp_path):
+    (tmp_path / "notes.txt").write_text("the writer's notes")
+    with pytest.raises(BackendError, match="notes.txt already exists and storybuild did not make it") as err:
+        CommandBackend().run(ctx(tmp_path, ["sh", "-c", "echo x > notes.txt"], ["notes.txt"], owned=()))
+    assert "move it away" in err.value.hint and not is_transient(err.value)
+    assert (tmp_path / "notes.txt").read_text() == "the writer's notes"
 
 
 def test_a_failing_command_quotes_the_end_of_stderr_and_leaves_no_output(tmp_path):

@@ -52,6 +52,11 @@ class ActionContext:
     # A folder for derived data a backend may keep between builds (parsed models): content-
     # addressed by the backend, never an input or output, safe to delete at any time.
     cache_dir: Path | None = None
+    # For backends that write their outputs in place (needs_scratch = False): the outputs
+    # whose current file storybuild made (placed and unchanged since, or written by an
+    # earlier run of this action that was cut short). Only these may be removed or
+    # replaced; any other existing file at an output path is the writer's.
+    owned: frozenset[str] = frozenset()
 
     @property
     def cancelled(self) -> bool:

@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from storybuild.backends.contract import ActionContext, Backend, get_backend
 from storybuild.engine.scheduler import Job, Outcome
 from storybuild.errors import BackendError, StorybuildError
-from storybuild.hashing import digest_file
+from storybuild.hashing import digest_file, stat_of
 from storybuild.model import Action, FileInput
 from storybuild.projectpaths import within
 from storybuild.store.cas import CAS
 from storybuild.store.state import ViewRecord
 from storybuild.store.view import View
+from storybuild.store.writejournal import WriteJournal
 
 
 class LazyInputs(Mapping[str, Path]):
@@ -70,7 +71,8 @@ class ActionRunner:
                  configs: Mapping[str, Mapping[str, Any]], views: Mapping[str, ViewRecord],
                  placed: Mapping[str, tuple[tuple[str, str], ...]],
                  record: Callable[[dict[str, ViewRecord]], None], log: Callable[[str, str], None] = lambda a, line: None,
-                 backend: Callable[[str], Backend] = get_backend, cache_dir: str | os.PathLike | None = None):
+                 backend: Callable[[str], Backend] = get_backend, cache_dir: str | os.PathLike | None = None,
+                 journal_dir: str | os.PathLike | None = None):
         self.root = Path(root)
         self.scratch_root = Path(scratch_root)
         self.cas = cas
@@ -82,6 +84,7 @@ class ActionRunner:
         self.log = log
         self.backend = backend
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.journal = WriteJournal(Path(journal_dir if journal_dir is not None else self.scratch_root / "writing"))
         self._seq = itertools.count()
 
     def prepare(self, actions: Iterable[Action], jobs: int) -> None:
@@ -104,7 +107,12 @@ class ActionRunner:
         backend = self.backend(action.backend)
         scratch = self.scratch_root / f"{os.getpid()}-{next(self._seq)}"
         out_dir = scratch / "out"
-        if getattr(backend, "needs_scratch", True):
+        in_place = not getattr(backend, "needs_scratch", True)
+        owned: frozenset[str] = frozenset()
+        if in_place:
+            owned = self._owned(action)
+            self.journal.begin(rel for _, rel in self.placements[action.id])
+        else:
             os.makedirs(out_dir)
         try:
             ctx = ActionContext(
@@ -112,7 +120,7 @@ class ActionRunner:
                 inputs=LazyInputs(action, job.inputs, self.root, scratch, self.cas),
                 out_dir=out_dir, project_root=self.root, config=self.configs.get(action.backend, {}),
                 progress=job.progress, cancel_event=job.cancel_event, jobs=job.jobs, attempt=job.attempt,
-                log=lambda line: self.log(action.id, line), cache_dir=self.cache_dir,
+                log=lambda line: self.log(action.id, line), cache_dir=self.cache_dir, owned=owned,
             )
             written = backend.run(ctx) or {}
             ctx.check_cancelled()  # a backend that returned early on cancel made nothing whole
@@ -123,6 +131,15 @@ class ActionRunner:
             return Outcome(outputs, dict(ctx.extra))
         finally:
             _remove_scratch(scratch, out_dir)
+
+    def _owned(self, action: Action) -> frozenset[str]:
+        """The action's in-place outputs whose current file storybuild made (see ActionContext.owned)."""
+        owned = set()
+        for _, rel in self.placements[action.id]:
+            record = self.views.get(rel)
+            if (record is not None and stat_of(str(self.root / rel)) == record.stat) or self.journal.holds(rel):
+                owned.add(rel)
+        return frozenset(owned)
 
     def _ingest(self, action: Action, written: Mapping[str, os.PathLike | str], out_dir: Path) -> dict[str, str]:
         outputs: dict[str, str] = {}

@@ -31,6 +31,7 @@ from storybuild.store.lockfile import LockEntry
 from storybuild.store.plancache import CachedPlan
 from storybuild.store.state import StateDB, StateWriter
 from storybuild.store.stores import Stores
+from storybuild.store.writejournal import WriteJournal
 from storybuild.store.view import placements
 
 _NEVER = (-1, -1, -1)
@@ -257,7 +258,8 @@ class Engine:
                                      cplan.placed, self._intact)
             self._place_fresh(decision, recorder, result)
             runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views,
-                                  cplan.placed, recorder.placed, cache_dir=os.path.join(self.store_dir, "cache"))
+                                  cplan.placed, recorder.placed, cache_dir=os.path.join(self.store_dir, "cache"),
+                                  journal_dir=os.path.join(self.store_dir, "writing"))
             executor = Executor(runner, recorder, jobs=options.jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=options.keep_going,
                                 cancel_event=options.cancel_event, on_event=options.on_event)
@@ -269,6 +271,9 @@ class Engine:
             self._finish(decision, recorder, writer, build_id, result)
         finally:
             writer.close()
+        # Every placement is committed now: what in-place actions wrote is on record, so the
+        # journal of files being written can go (a killed build keeps it for the next one).
+        WriteJournal(os.path.join(self.store_dir, "writing")).clear()
         self._entries = self._stamp_entries(cplan, decision.by_id, recorder)
 
     def _place_fresh(self, decision: _Decision, recorder, result: BuildResult) -> None:

@@ -14,13 +14,14 @@ not in the shot's cast is a warning, not an error: off-screen voices are legitim
 from __future__ import annotations
 
 import difflib
+import posixpath
 from typing import Any, Iterable
 
 from storybuild.backends.contract import setting_files, shipped_workflows
 from storybuild.errors import DiagnosticList
 from storybuild.manifest import assetcheck
 from storybuild.manifest.locations import LocIndex, Path
-from storybuild.projectpaths import BUILD_DIR, STORE_DIR, Confiner, PathProblem
+from storybuild.projectpaths import BUILD_DIR, LOCK_NAME, STORE_DIR, Confiner, PathProblem
 
 _BUILTIN_MOUTHS = ("default",)
 # Parameters the planner fills in for workflows; a binding of any other name binds nothing,
@@ -58,8 +59,10 @@ class CrossChecker:
     `run` checks the film-wide sections; scenechecks.check_scenes adds the scenes.
     """
 
-    def __init__(self, doc: dict, locs: LocIndex, root: str, presets: dict[str, set[str]], check_files: bool = True):
+    def __init__(self, doc: dict, locs: LocIndex, root: str, presets: dict[str, set[str]], check_files: bool = True,
+                 files: tuple[str, ...] = ()):
         self.doc, self.locs, self.root = doc, locs, root
+        self.files = files  # the manifest files (root and includes), project-relative
         self.presets = presets  # category → known ids (shipped and manifest)
         self.check_files = check_files
         self.confine = Confiner(root)
@@ -224,10 +227,37 @@ class CrossChecker:
                              did_you_mean(param, BINDABLE) or "use a known parameter or extra.<name>", "binding",
                              at_key=True)
 
+    def _source_at(self, rel: str, steps: list[tuple[int, dict]], produced: set[str]) -> tuple[str, Any] | None:
+        """(what, where it is declared) when `rel` is a file the writer owns, else None.
+
+        The writer's files: the manifest and its includes, the lock, assets (files, and
+        everything inside a folder asset), workflow files, and the steps' inputs that no step
+        makes (their scripts and data).
+        """
+        if rel in self.files:
+            return ("a manifest file" if rel != self.files[0] else "the manifest"), None
+        if rel == LOCK_NAME:
+            return "the lock file", None
+        for aid, asset in self.assets.items():
+            path = as_str(as_dict(asset).get("path"))
+            if path is not None and (rel == posixpath.normpath(path) or rel.startswith(posixpath.normpath(path) + "/")):
+                return f"asset '{aid}'", self.locs.value(("assets", aid, "path"))
+        for wid, workflow in self.workflows.items():
+            path = as_str(as_dict(workflow).get("file"))
+            if path is not None and rel == posixpath.normpath(path):
+                return f"workflow '{wid}'", self.locs.value(("workflows", wid, "file"))
+        for index, step in steps:
+            for n, item in enumerate(as_list(step.get("inputs"))):
+                if isinstance(item, str) and posixpath.normpath(item) == rel and rel not in produced:
+                    return (f"an input of step '{step.get('id')}'",
+                            self.locs.value(("steps", index, "inputs", n)))
+        return None
+
     def _steps(self) -> None:
         seen: dict[str, Any] = {}
         produced: dict[str, Path] = {}
         steps = [(index, as_dict(step)) for index, step in enumerate(as_list(self.doc.get("steps")))]
+        outputs = {posixpath.normpath(o) for _, step in steps for o in as_list(step.get("outputs")) if isinstance(o, str)}
         for index, step in steps:
             path = ("steps", index)
             self.unique_id(seen, path, step, "step")
@@ -238,9 +268,21 @@ class CrossChecker:
                 if clean is None:
                     continue
                 top = clean.split("/", 1)[0]
+                over = self._source_at(clean, steps, outputs) if top not in (STORE_DIR, BUILD_DIR, ".git") else None
                 if top in (STORE_DIR, BUILD_DIR, ".git"):
                     self.error(path + ("outputs", n), f"step output '{output}' is inside {top}/, which storybuild "
                                "manages", "write step outputs elsewhere, e.g. out/", "path")
+                elif clean in {posixpath.normpath(i) for i in as_list(step.get("inputs")) if isinstance(i, str)}:
+                    self.error(path + ("outputs", n), f"step output '{output}' is also one of its inputs; a step "
+                               "may only write files it makes", "write the result to a new file, e.g. under out/",
+                               "output-overwrites-source")
+                elif over is not None:
+                    # The step would overwrite (and storybuild would first remove) a file the
+                    # writer owns: refused here, where both places can be named.
+                    what, where = over
+                    self.error(path + ("outputs", n), f"step output '{output}' is {what}; a step may only write "
+                               "files it makes", (f"{what} is declared at {where}; " if where else "")
+                               + "write step outputs elsewhere, e.g. out/", "output-overwrites-source")
                 elif clean in produced:
                     first = self.locs.value(produced[clean])
                     self.error(path + ("outputs", n), f"'{output}' is already produced by another step"

@@ -71,7 +71,7 @@ class _Load:
             self.diags.append(Diagnostic("the root manifest needs a `project:` section", locs.value(()),
                                          "add `project: {title: My Film}`", code="missing-key"))
         presets = self._presets(doc, locs)
-        self._cross_references(doc, locs, presets)
+        self._cross_references(doc, locs, presets, tuple(merged.files))
         from storybuild.manifest.jinjatext import render_texts
 
         rendered, template_diags = render_texts(doc, locs)
@@ -110,11 +110,13 @@ class _Load:
                                                       negative if isinstance(negative, str) else "", loc)
         return presets
 
-    def _cross_references(self, doc: dict, locs: LocIndex, presets: dict[str, dict[str, Preset]]) -> None:
+    def _cross_references(self, doc: dict, locs: LocIndex, presets: dict[str, dict[str, Preset]],
+                          files: tuple[str, ...]) -> None:
         from storybuild.manifest.checks import CrossChecker
         from storybuild.manifest.scenechecks import check_scenes
 
-        checker = CrossChecker(doc, locs, self.root, {c: set(g) for c, g in presets.items()}, self.check_files)
+        checker = CrossChecker(doc, locs, self.root, {c: set(g) for c, g in presets.items()}, self.check_files,
+                               files)
         checker.run()
         check_scenes(checker)
         self.diags.extend(checker.diags.items)

@@ -18,7 +18,8 @@ import re
 import uuid
 from typing import Mapping, NamedTuple
 
-LOCK_NAME = "storybuild.lock"
+from storybuild.projectpaths import LOCK_NAME
+
 LOCK_VERSION = 1
 
 _HEADER = (

@@ -326,11 +326,15 @@ def config_of(backend: Any, raw: Mapping[str, Any]) -> Mapping[str, Any]:
 def context(backend: Any, sample: Sample, workspace: Workspace, *, kind: str | None = None,
             params: Mapping[str, Any] | None = None, raw_config: Mapping[str, Any] | None = None) -> ActionContext:
     kind = kind or sample.kind
-    return ActionContext(action_id=f"{kind}/contract", kind=kind,
-                         params=copy.deepcopy(dict(sample.params if params is None else params)),
+    params = copy.deepcopy(dict(sample.params if params is None else params))
+    # What the runner tells an in-place backend: the outputs at their paths are its own
+    # (placed by an earlier run), so running a sample twice replaces them.
+    owned = frozenset(o for o in params.get("outputs") or () if isinstance(o, str)) \
+        if not getattr(backend, "needs_scratch", True) else frozenset()
+    return ActionContext(action_id=f"{kind}/contract", kind=kind, params=params,
                          inputs=dict(sample.inputs), out_dir=workspace.out_dir(), project_root=workspace.project,
                          config=config_of(backend, sample.raw_config if raw_config is None else raw_config),
-                         cache_dir=workspace.cache)
+                         cache_dir=workspace.cache, owned=owned)
 
 
 def snapshot(root: Path, ignore: tuple[Path, ...] = ()) -> dict[str, tuple]:

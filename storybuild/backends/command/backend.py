@@ -66,6 +66,13 @@ class CommandBackend:
             raise BackendError(f"{ctx.action_id}: the step has an empty argv")
         root = os.fspath(ctx.project_root)
         outputs = {name: _inside(root, name, ctx.action_id) for name in ctx.params.get("outputs", ())}
+        theirs = [name for name, path in outputs.items()
+                  if inside_lexically(name) not in ctx.owned and os.path.lexists(path)]
+        if theirs:
+            raise BackendError(f"{ctx.action_id}: {', '.join(theirs)} already exist{'s' if len(theirs) == 1 else ''} and "
+                               "storybuild did not make " + ("it" if len(theirs) == 1 else "them") + ": the step "
+                               "would overwrite the writer's file", hint="move it away (or delete it yourself), "
+                               "or give the step another output path")
         for path in outputs.values():
             _remove(path)
             parent = os.path.dirname(path)
