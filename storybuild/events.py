@@ -13,6 +13,7 @@ One flat record per event, delivered on the building thread in order. Types:
   failed    an action failed for good (`error`, `attempts`)
   skipped   an action did not run because something it needs failed or the build stopped
   summary   the end: ran, cached, failed, skipped, up_to_date, seconds, status
+  warning   something the build worked around and the writer should know (`message`, `hint`)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class EventType(str, Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
     SUMMARY = "summary"
+    WARNING = "warning"
 
 
 @dataclass(frozen=True)

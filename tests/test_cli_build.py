@@ -222,3 +222,37 @@ def test_a_no_op_build_imports_nothing_heavy(project):
     imported = {line.split("|")[-1].strip() for line in trace.stderr.splitlines() if "|" in line}
     for heavy in ("storybuild.model", "yaml", "jsonschema", "jinja2", "networkx", "rich", "sqlite3"):
         assert heavy not in imported, heavy
+
+
+def _conflicted(lock: Path) -> None:
+    """Two branches' locks, merged by Git with markers (as `git merge` leaves them)."""
+    text = lock.read_text()
+    lock.write_text("<<<<<<< HEAD\n" + text + "=======\n" + text.replace("key: ", "key: 0") + ">>>>>>> other\n")
+
+
+def test_gc_refuses_a_lock_it_cannot_read_and_deletes_nothing(project):
+    cli("build")
+    (project / "prompts" / "a.txt").write_text("new\n")
+    cli("build")
+    objects = sorted(p.name for p in (project / ".storybuild" / "cas").rglob("*") if p.is_file())
+    _conflicted(project / "storybuild.lock")
+    result = CliRunner().invoke(main, ["gc"])
+    assert result.exit_code == 2, result.output
+    assert "gc stopped, nothing was deleted: storybuild.lock:1: Git's merge conflict markers (<<<<<<<)" in result.stderr
+    assert "hint:" in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in (project / ".storybuild" / "cas").rglob("*") if p.is_file()) == objects
+    for garbage in (b"\x00\xff\xfe binary", b'version: 1\ntargets:\n  "unclosed: x\n'):
+        (project / "storybuild.lock").write_bytes(garbage)
+        result = CliRunner().invoke(main, ["gc"])
+        assert result.exit_code == 2 and "gc stopped, nothing was deleted" in result.stderr, result.output
+
+
+def test_a_build_with_a_conflicted_lock_says_so_and_writes_it_anew(project):
+    cli("build")
+    _conflicted(project / "storybuild.lock")
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 0, result.output
+    assert "warning: storybuild.lock:1: Git's merge conflict markers" in result.stderr
+    assert "building from the manifest and the cache instead" in result.stderr
+    assert "<<<<<<<" not in (project / "storybuild.lock").read_text()
+    assert cli("build").output.startswith("nothing to do")

@@ -77,6 +77,9 @@ class PlainReporter:
             self.out.write(f"{event.action}\n" + "".join(f"  - {r}\n" for r in event.data["reasons"]))
         elif t == "wait":
             self.err.write(f"waiting for another storybuild process ({event.data['holder']})\n")
+        elif t == "warning":
+            hint = event.data.get("hint")
+            self.err.write(f"warning: {event.data['message']}\n" + (f"  hint: {hint}\n" if hint else ""))
         elif t == "summary":
             self.out.write(format_summary(event.data) + "\n")
         self.out.flush()
@@ -144,7 +147,7 @@ class LiveReporter:
         elif t == "summary":
             self.close()
             self.console.print(format_summary(event.data), highlight=False)
-        elif t in ("explain", "wait", "retry"):
+        elif t in ("explain", "wait", "retry", "warning"):
             self.plain(event)
 
     def _eta(self) -> str:

@@ -190,7 +190,14 @@ class Engine:
         st = stat_of(os.path.join(self.root, lockfile.LOCK_NAME))
         if st is not None and self.db.meta("lock") == repr(tuple(st)):
             return {i: LockEntry(r.key, r.outputs) for i, r in runs.items()}
-        return lockfile.read(self.root)
+        try:
+            return lockfile.read_strict(self.root)
+        except lockfile.LockFormatError as exc:
+            # The lock is a record, not an input: plan from the manifest, and say so.
+            self.options.on_event(Event(EventType.WARNING, data={
+                "message": f"{exc}; building from the manifest and the cache instead",
+                "hint": f"this build writes {lockfile.LOCK_NAME} anew; commit it once the merge is resolved"}))
+            return {}
 
     def _sources(self, order, hasher: FileHasher, loc_of) -> dict[str, str | None]:
         sources: dict[str, str | None] = {}

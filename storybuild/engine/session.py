@@ -194,9 +194,17 @@ class Session:
         Returns (objects removed, bytes freed)."""
         from storybuild.store.gc import collect
 
+        from storybuild.errors import UsageError
+        from storybuild.store.lockfile import LockFormatError
+
         with ProjectLock(self.store_dir, wait=wait, what="gc"):
             stamp.remove(self.store_dir)
-            return collect(self.root, self.store_dir, keep)
+            try:
+                return collect(self.root, self.store_dir, keep)
+            except LockFormatError as exc:
+                raise UsageError(f"gc stopped, nothing was deleted: {exc}",
+                                 hint="gc keeps what the lock pins, so it needs the lock: resolve it (or run "
+                                      "`storybuild build`, which writes it anew), then run gc again") from None
 
     def clean(self, *, wait: bool = True) -> bool:
         """Remove build/ (the CAS keeps every object). True if there was one."""

@@ -20,7 +20,9 @@ def collect(root: str, store_dir: str, keep: int = 0) -> tuple[int, int]:
     """Delete unreachable objects; return (objects removed, bytes freed)."""
     cas = CAS(os.path.join(store_dir, "cas"))
     live: set[str] = set()
-    for entry in lockfile.read(root).values():
+    # A lock that cannot be read would look empty, and everything it pins (generated media:
+    # lost GPU work) would go: refuse instead (LockFormatError reaches the user).
+    for entry in lockfile.read_strict(root).values():
         live.update(entry.outputs.values())
     db_path = os.path.join(store_dir, "state.sqlite")
     db = StateDB(db_path) if os.path.exists(db_path) else None

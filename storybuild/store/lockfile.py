@@ -50,7 +50,10 @@ def _quote(text: str) -> str:
 
 def _unquote(text: str) -> str:
     if text.startswith('"'):
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise LockFormatError(f"{LOCK_NAME}: a quoted name that is not valid: {text[:40]!r}") from None
     return text
 
 
@@ -74,7 +77,10 @@ def dumps(entries: Mapping[str, LockEntry]) -> str:
 def _split(line: str, number: int) -> tuple[str, str]:
     # Keys may be JSON-quoted and contain ": ", so split after the closing quote.
     if line.startswith('"'):
-        end = json.JSONDecoder().raw_decode(line)[1]
+        try:
+            end = json.JSONDecoder().raw_decode(line)[1]
+        except ValueError:
+            raise LockFormatError(f"{LOCK_NAME}:{number}: a name whose quote is never closed") from None
         key, rest = line[:end], line[end:]
     else:
         key, sep, rest = line.partition(":")
@@ -133,12 +139,37 @@ def loads(text: str) -> dict[str, LockEntry]:
     return entries
 
 
-def read(root: str | os.PathLike) -> dict[str, LockEntry]:
-    """The lock of the project at `root`; empty when there is none or it is not readable."""
+CONFLICT_MARKERS = ("<<<<<<< ", "=======", ">>>>>>> ", "||||||| ")
+
+
+def read_strict(root: str | os.PathLike) -> dict[str, LockEntry]:
+    """The lock of the project at `root` ({} when there is none); LockFormatError saying what
+    is wrong when it cannot be read: Git's conflict markers, not text, not a lock."""
+    path = os.path.join(root, LOCK_NAME)
     try:
-        with open(os.path.join(root, LOCK_NAME), encoding="utf-8") as f:
-            return loads(f.read())
-    except (FileNotFoundError, LockFormatError):
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:  # a directory, no permission
+        raise LockFormatError(f"{LOCK_NAME}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LockFormatError(f"{LOCK_NAME}: is not text (it holds bytes that are not UTF-8)") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith(CONFLICT_MARKERS) or line == "=======":
+            raise LockFormatError(f"{LOCK_NAME}:{number}: Git's merge conflict markers ({line.split()[0]}): "
+                                  "the lock of two branches was merged by hand")
+    return loads(text)
+
+
+def read(root: str | os.PathLike) -> dict[str, LockEntry]:
+    """The lock of the project at `root`; empty when there is none or it cannot be read
+    (a build then works from the manifest and rewrites it: see read_strict for why)."""
+    try:
+        return read_strict(root)
+    except LockFormatError:
         return {}
 
 
