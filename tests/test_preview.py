@@ -113,9 +113,13 @@ def test_loopback_server_refuses_foreign_host_names(site):
     port = urlsplit(server.url).port
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
         assert request(server, "/api/state", {"Host": host})[0].status == 200, host
-    for host in (f"evil.example:{port}", "attacker.test", ""):
+    for host in (f"evil.example:{port}", "attacker.test", "",
+                 # DNS rebinding: names that only start like a loopback address, another port
+                 f"127.0.0.1.evil.example:{port}", f"127.attacker.test:{port}", f"localhost:{port + 1}",
+                 f"localhost.evil.example:{port}", f"127.0.0.1:{port}x"):
         resp, body = request(server, "/media/film.mp4", {"Host": host})
         assert resp.status == 403 and body == b"", host
+    assert request(server, "/api/state", {"Host": f"127.0.0.2:{port}"})[0].status == 200  # all of 127/8 is loopback
 
 
 def test_media_full_and_range_requests(site):

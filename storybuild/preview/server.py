@@ -13,6 +13,7 @@ for one writer never needs more, and it adds no dependency.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import mimetypes
 import os
@@ -259,15 +260,34 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         self.urls = _ServerUrls(self.build_dir)
         self.media_roots = (str(self.build_dir), str((self.build_dir.parent / STORE_DIR).resolve()))
         self.stopping = threading.Event()
-        self.loopback = address[0] in LOOPBACK_NAMES or str(address[0]).startswith("127.")
+        self.loopback = address[0] in LOOPBACK_NAMES or _is_loopback_address(str(address[0]))
         super().__init__(address, PreviewHandler)
 
     def host_allowed(self, host: str) -> bool:
-        """Whether a request's Host header may be answered (any, unless bound to loopback)."""
+        """Whether a request's Host header may be answered (any, unless bound to loopback).
+
+        Bound to loopback, only a loopback name or address, and this server's port, are
+        answered: `127.0.0.1.evil.example` is a name its owner can point anywhere (DNS
+        rebinding), so a name is never judged by how it starts.
+        """
         if not self.loopback:
             return True  # the user chose to serve the network with --host
-        name = urlsplit(f"//{host}").hostname or ""
-        return name in LOOPBACK_NAMES or name.startswith("127.")
+        try:
+            parts = urlsplit(f"//{host}")
+            name, port = parts.hostname or "", parts.port
+        except ValueError:  # a port that is not a number
+            return False
+        if port is not None and port != self.server_address[1]:
+            return False
+        return name in LOOPBACK_NAMES or _is_loopback_address(name)
+
+
+def _is_loopback_address(text: str) -> bool:
+    """Whether `text` is an IP address on the loopback network (127.0.0.0/8, ::1), not a name."""
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
 
 
 class PreviewServer:
