@@ -193,3 +193,16 @@ def test_a_vanished_asset_is_reported_at_its_declaration(small, tmp_path):
     assert f"storybuild.yaml:{line}:" in proc.stderr
     assert "assets.gull: file 'assets/gull.ogg' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_objects_gone_from_the_cache_are_made_again(tmp_path):
+    # rm -rf .storybuild/cas, then clean, then build (#17 item 5): the state DB still
+    # remembers the results, but a result whose objects are gone is no result, and the
+    # actions run again (this was a FileNotFoundError traceback until --force).
+    project = tmp_path / "minimal"
+    shutil.copytree(ROOT / "examples" / "minimal", project)
+    build(project)
+    shutil.rmtree(project / ".storybuild" / "cas")
+    subprocess.run([sys.executable, "-m", "storybuild", "clean"], cwd=project, check=True, capture_output=True)
+    assert "film" in build(project)
+    assert build(project) == []

@@ -146,8 +146,7 @@ class Engine:
         runs = self.db.runs(details=False)  # details are read only for the steps that run
         lock = self._read_lock(runs)
         self._views = self.db.views()
-        cache = ActionCache(self.cas, lock, runs, self.db.cached,
-                            present=(record.digest for record in self._views.values()))
+        cache = ActionCache(self.cas, lock, runs, self.db.cached)
         failures = {f.action: f.error for f in self.db.failures()}
         previous = _Previous(runs, self.db)
         known = self._unaffected(cplan, order, runs)
