@@ -256,3 +256,25 @@ def test_a_build_with_a_conflicted_lock_says_so_and_writes_it_anew(project):
     assert "building from the manifest and the cache instead" in result.stderr
     assert "<<<<<<<" not in (project / "storybuild.lock").read_text()
     assert cli("build").output.startswith("nothing to do")
+
+
+def test_a_build_over_a_lock_that_is_not_text_rewrites_it_and_a_folder_is_refused(project):
+    cli("build")
+    (project / "storybuild.lock").write_bytes(b"\xff\xfe not text")
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 0 and "warning: storybuild.lock: is not text" in result.stderr, result.output
+    assert (project / "storybuild.lock").read_text().startswith("# storybuild.lock")
+    (project / "storybuild.lock").unlink()
+    (project / "storybuild.lock").mkdir()
+    result = CliRunner().invoke(main, ["build", "--force"])
+    assert result.exit_code == 2 and "storybuild.lock is a folder" in result.stderr, result.output
+    assert "Traceback" not in result.output
+
+
+def test_gc_refuses_a_lock_cut_short_in_a_digest(project):
+    cli("build")
+    lock = project / "storybuild.lock"
+    text = lock.read_text()
+    lock.write_text(text[: text.rindex(": ") + 20] + "\n")  # the last digest cut to 18 characters
+    result = CliRunner().invoke(main, ["gc"])
+    assert result.exit_code == 2 and "is not an output digest (64 hex digits)" in result.stderr, result.output

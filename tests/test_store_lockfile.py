@@ -8,10 +8,10 @@ from storybuild.store import lockfile
 from storybuild.store.lockfile import LockEntry
 
 ENTRIES = {
-    "step/film": LockEntry("k2", {"out/film.txt": "d3"}),
-    "film": LockEntry("k1", {"film.mp4": "d1", "film.json": "d2"}),
-    "odd: name #1": LockEntry("k3", {"true": "d4", "123": "d5"}),
-    "empty": LockEntry("k4", {}),
+    "step/film": LockEntry("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", {"out/film.txt": "999999999999999999999999999999999999999999999999999999999999999a"}),
+    "film": LockEntry("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", {"film.mp4": "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "film.json": "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"}),
+    "odd: name #1": LockEntry("cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", {"true": "abababababababababababababababababababababababababababababababab", "123": "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"}),
+    "empty": LockEntry("dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd", {}),
 }
 
 GOLDEN = """\
@@ -20,21 +20,21 @@ GOLDEN = """\
 version: 1
 targets:
   empty:
-    key: k4
+    key: dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd
   film:
-    key: k1
+    key: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
     outputs:
-      film.json: d2
-      film.mp4: d1
+      film.json: ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
+      film.mp4: eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee
   "odd: name #1":
-    key: k3
+    key: cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
     outputs:
-      "123": d5
-      "true": d4
+      "123": cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd
+      "true": abababababababababababababababababababababababababababababababab
   step/film:
-    key: k2
+    key: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
     outputs:
-      out/film.txt: d3
+      out/film.txt: 999999999999999999999999999999999999999999999999999999999999999a
 """
 
 
@@ -47,7 +47,7 @@ def test_round_trip_and_yaml_reads_the_same():
     assert lockfile.loads(GOLDEN) == ENTRIES
     doc = yaml.safe_load(GOLDEN)
     assert doc["version"] == 1
-    assert doc["targets"]["odd: name #1"] == {"key": "k3", "outputs": {"123": "d5", "true": "d4"}}
+    assert doc["targets"]["odd: name #1"] == {"key": "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", "outputs": {"123": "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", "true": "abababababababababababababababababababababababababababababababab"}}
 
 
 def test_a_lock_of_another_version_is_ignored(tmp_path):

@@ -389,8 +389,12 @@ def generative_backend(backends: Any, source: str, asked: str) -> str | Diagnost
     from storybuild.model import GENERATIVE_CAPABILITY
 
     capability = GENERATIVE_CAPABILITY.get(source)
-    if capability is None or asked == DEFAULT_PICTURE:
+    if asked == DEFAULT_PICTURE or (capability is None and asked == "auto"):
         return DEFAULT_PICTURE
+    if capability is None:
+        return Diagnostic(f"a {source} picture is drawn by the animatic; {asked} makes only generated pictures",
+                          None, f"remove `backend: {asked}`, or choose a generated source "
+                          "(keyframe, image_to_video, text_to_video)", code="backend")
     if asked == "auto":
         return next((name for name in with_capability(capability) if configured(backends, name)), DEFAULT_PICTURE)
     if capability not in declaration(asked).capabilities:

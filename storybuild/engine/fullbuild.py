@@ -195,7 +195,7 @@ class Engine:
             # The lock is a record, not an input: plan from the manifest, and say so.
             self.options.on_event(Event(EventType.WARNING, data={
                 "message": f"{exc}; building from the manifest and the cache instead",
-                "hint": f"this build writes {lockfile.LOCK_NAME} anew; commit it once the merge is resolved"}))
+                "hint": f"this build writes {lockfile.LOCK_NAME} anew from what it builds: commit that one"}))
             return {}
 
     def _sources(self, order, hasher: FileHasher, loc_of) -> dict[str, str | None]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from storybuild.backends.contract import generative_backend, installed
+from storybuild.backends.contract import (
+    DEFAULT_MOUTHS, DEFAULT_PICTURE, generative_backend, installed, with_capability,
+)
 from storybuild.errors import Diagnostic
 from storybuild.manifest.checks import CrossChecker, as_dict, as_list, as_str, did_you_mean
 from storybuild.manifest.locations import Path
+from storybuild.model import GENERATIVE_CAPABILITY
 
 _AUDIO_KINDS = {"ambience": ("ambience", "audio"), "music": ("music", "audio")}
 
@@ -67,10 +70,12 @@ def _shot(c: CrossChecker, path: Path, shot: dict, set_refs: set[str], sections:
     cast = _placements(c, path + ("cast",), shot.get("cast"), "cast")
     props = _placements(c, path + ("props",), shot.get("props"), "props")
     _camera(c, path + ("camera",), as_dict(shot.get("camera")), cast | props | set_refs)
-    _picture(c, path + ("picture",), as_dict(shot.get("picture")), sections)
+    picture = as_dict(shot.get("picture"))
+    maker = _picture(c, path + ("picture",), picture, sections)
     lipsync = shot.get("lipsync")
     if isinstance(lipsync, dict) and "workflow" in lipsync:
         c.ref(path + ("lipsync", "workflow"), lipsync["workflow"], c.workflows, "workflow")
+    _lipsync(c, path + ("lipsync",), lipsync, str(picture.get("source", "render3d")), maker)
     takes, take = shot.get("takes", 1), shot.get("take", 1)
     if isinstance(takes, int) and isinstance(take, int) and take > takes:
         c.error(path + ("take",), f"take {take} chosen, but the shot has {takes} take{'s' if takes != 1 else ''}",
@@ -112,7 +117,8 @@ def _look_at(c: CrossChecker, path: Path, target: Any, placed: set[str]) -> None
                 did_you_mean(target, placed) or "look at someone in the shot, or at a point [x, y, z]", "look-at")
 
 
-def _picture(c: CrossChecker, path: Path, picture: dict, sections: dict) -> None:
+def _picture(c: CrossChecker, path: Path, picture: dict, sections: dict) -> str | None:
+    """Check a shot's picture; return the backend that makes it (None when it cannot be told)."""
     source = picture.get("source", "render3d")
     if "workflow" in picture:
         c.ref(path + ("workflow",), picture["workflow"], c.workflows, "workflow")
@@ -134,11 +140,59 @@ def _picture(c: CrossChecker, path: Path, picture: dict, sections: dict) -> None
                     "add `references:` (image assets) to the character", "reference")
     # `auto` falls back to the animatic when no backend can make the picture; a backend
     # named outright that cannot, or is not set up, would fail at build time: say so now.
-    backend = picture.get("backend")
-    if isinstance(backend, str) and backend in installed():
-        chosen = generative_backend(sections, source, backend)
-        if isinstance(chosen, Diagnostic):
-            c.error(path + ("backend",), chosen.message, chosen.hint, chosen.code)
+    backend = picture.get("backend", "auto")
+    if not isinstance(backend, str) or not isinstance(source, str) or (backend != "auto" and backend not in installed()):
+        return None  # the schema has reported it
+    chosen = generative_backend(sections, source, backend)
+    if isinstance(chosen, Diagnostic):
+        c.error(path + ("backend",), chosen.message, chosen.hint, chosen.code)
+        return None
+    if chosen == DEFAULT_PICTURE:
+        _unused_generation(c, path, picture, source)
+    return chosen
+
+
+def _unused_generation(c: CrossChecker, path: Path, picture: dict, source: str) -> None:
+    """A picture the animatic draws: what only a generative backend reads must not pass in silence."""
+    unused = [key for key in ("workflow",) if key in picture]
+    unused += ["params." + key for key in sorted(as_dict(picture.get("params"))) if key != "seed"]
+    if not unused:
+        return
+    where = path + (("workflow",) if "workflow" in picture else ("params",))
+    if source in GENERATIVE_CAPABILITY:  # no backend set up to generate it: a fallback by design
+        capability = GENERATIVE_CAPABILITY[source]
+        c.warning(where, f"no backend is set up to generate this {source} picture, so the animatic is drawn "
+                  f"and its {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used", f"set up a backend with the {capability} capability "
+                  f"({', '.join(with_capability(capability)) or 'none installed'})", "unused")
+    else:
+        c.error(where, f"a {source} picture is drawn by the animatic, which uses no {', '.join(unused)}",
+                "remove them, or make the picture generated (source: keyframe, image_to_video or text_to_video)",
+                "unused")
+
+
+def _lipsync(c: CrossChecker, path: Path, lipsync: Any, source: str, maker: str | None) -> None:
+    """A lip-sync method must be one that this shot's picture can have."""
+    if lipsync is None:
+        return
+    method = lipsync.get("method") if isinstance(lipsync, dict) else lipsync
+    if not isinstance(method, str) or method not in installed():
+        return  # none, or reported by the schema
+    workflow = isinstance(lipsync, dict) and "workflow" in lipsync
+    if method in (DEFAULT_MOUTHS,) and workflow:
+        c.error(path + ("workflow",), f"lip-sync by {method} mouth shapes runs no workflow",
+                "remove the workflow, or name the backend that runs it as the method", "unused")
+    if method == DEFAULT_MOUTHS or maker is None:
+        return
+    if maker != method or source not in ("image_to_video", "text_to_video"):
+        message = (f"lip-sync by {method} works on the clips it generates, and this shot's {source} picture is "
+                   + ("a still" if source == "keyframe" else f"made by {maker}" if maker != DEFAULT_PICTURE
+                      else "drawn by the animatic"))
+        if maker == DEFAULT_PICTURE and source in ("image_to_video", "text_to_video"):
+            c.warning(path, message + " (no backend is set up to generate it): mouth shapes are drawn instead",
+                      f"set up {method} to generate the clip", "unused")
+        else:
+            c.error(path, message, f"use lipsync: {DEFAULT_MOUTHS} (mouth shapes), or generate a clip with {method}",
+                    "unused")
 
 
 def _line(c: CrossChecker, path: Path, line: dict, cast: set[str]) -> None:

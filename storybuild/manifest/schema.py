@@ -67,6 +67,7 @@ def published_schema(declared: Mapping[str, Declaration]) -> dict:
     choices("picture_backend", ["auto", *names(*PICTURE_CAPABILITIES)], "auto")
     choices("lipsync_method", [*names("visemes", "lipsync"), "none"], DEFAULT_MOUTHS)
     sections = defs["backends"]["properties"]
+    sections["limits"] = {**sections["limits"], "propertyNames": {"enum": sorted(declared)}}  # installed backends
     for name, decl in sorted(declared.items()):
         if decl.config_schema != NO_SETTINGS:
             sections[name] = decl.config_schema
@@ -139,6 +140,10 @@ def _explain(error: Any, locs: LocIndex) -> Iterable[Diagnostic]:
         return
     if "propertyNames" in error.schema_path and isinstance(instance, str):
         # A key of a mapping of ids (characters, assets...) that is not a valid name.
+        if kind == "enum":  # names that must be one of a list (backends.limits: the installed backends)
+            yield Diagnostic(f"'{instance}' is not one of: {', '.join(map(str, value))}",
+                             locs.key(path + (instance,)), _hint(kind, value, instance), code="schema")
+            return
         problem = _PATTERN_MESSAGES.get(value, "is not a valid name") if kind == "pattern" else \
             f"is longer than {value} characters" if kind == "maxLength" else "is not a valid name"
         yield Diagnostic(f"'{instance}' {problem}", locs.key(path + (instance,)), code="schema")

@@ -18,24 +18,18 @@ from storybuild.backends.contract import STEPS
 from storybuild.errors import DiagnosticList, StorybuildError
 from storybuild.hashing import static_digest
 from storybuild.model import Action, ActionInput, FileInput, Input, Manifest, Quality
+from storybuild.planning.film import film_actions
 from storybuild.projectpaths import BUILD_DIR
-
-try:
-    from storybuild.planning import film as _expand
-except ImportError as exc:  # the film pipeline is optional until it lands; nothing else is
-    if exc.name != "storybuild.planning.film":
-        raise
-    _expand = None
 
 
 
 def plan_actions(manifest: Manifest, quality: Quality = Quality.FULL) -> list[Action]:
     """Every action of the manifest: the film's actions, then its custom steps."""
-    film = list(_expand.film_actions(manifest, quality)) if _expand is not None else []
-    return film + step_actions(manifest, film)
+    film = list(film_actions(manifest, quality))
+    return film + step_actions(manifest, film, check_build=quality is Quality.FULL)
 
 
-def step_actions(manifest: Manifest, film: Sequence[Action] = ()) -> list[Action]:
+def step_actions(manifest: Manifest, film: Sequence[Action] = (), check_build: bool = False) -> list[Action]:
     """One `command` action per custom step.
 
     A step input that another step declares as an output, or that names a file the film
@@ -61,6 +55,11 @@ def step_actions(manifest: Manifest, film: Sequence[Action] = ()) -> list[Action
         inputs = []
         for rel in step.inputs:
             producer = producers.get(rel)
+            # Steps post-process the full film; a preview pass shows its files under build/preview/.
+            if check_build and producer is None and (rel == BUILD_DIR or rel.startswith(BUILD_DIR + "/")):
+                problems.error(f"step {step.id!r} reads {rel!r}, which no action makes: build/ holds only what "
+                               "the film's actions show there", step.loc,
+                               hint="name a file the film makes (`storybuild graph` lists them), e.g. build/film.mp4")
             source = ActionInput(*producer) if producer else FileInput(rel)
             inputs.append(Input(rel, source))
         actions.append(Action(
@@ -69,6 +68,7 @@ def step_actions(manifest: Manifest, film: Sequence[Action] = ()) -> list[Action
             inputs=tuple(inputs), outputs=tuple(step.outputs), loc=step.loc,
             origins={"argv": f"{path}.argv", "env": f"{path}.env", "outputs": f"{path}.outputs"},
         ))
+    problems.raise_if_errors()
     return actions
 
 

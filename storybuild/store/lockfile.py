@@ -18,6 +18,7 @@ import re
 import uuid
 from typing import Mapping, NamedTuple
 
+from storybuild.errors import StorybuildError
 from storybuild.projectpaths import LOCK_NAME
 
 LOCK_VERSION = 1
@@ -27,6 +28,7 @@ _HEADER = (
     "# (output digests). Written by storybuild; commit it to Git, do not edit it by hand.\n"
 )
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
+_DIGEST = re.compile(r"[0-9a-f]{64}")  # blake3, hex: keys and output digests
 
 
 class LockEntry(NamedTuple):
@@ -36,8 +38,8 @@ class LockEntry(NamedTuple):
     outputs: Mapping[str, str]
 
 
-class LockFormatError(ValueError):
-    """The lock file is not one storybuild wrote."""
+class LockFormatError(StorybuildError, ValueError):
+    """The lock file is not one storybuild wrote (or cannot be written where it belongs)."""
 
 
 def _quote(text: str) -> str:
@@ -126,10 +128,14 @@ def loads(text: str) -> dict[str, LockEntry]:
             target, key, outputs = name, "", {}
         elif indent == 4 and target is not None:
             if name == "key":
+                if not _DIGEST.fullmatch(value):
+                    raise LockFormatError(f"{LOCK_NAME}:{number}: {value!r} is not an action key (64 hex digits)")
                 key = value
             elif name != "outputs":
                 raise LockFormatError(f"{LOCK_NAME}:{number}: unexpected {name!r}")
         elif indent == 6 and target is not None:
+            if not _DIGEST.fullmatch(value):
+                raise LockFormatError(f"{LOCK_NAME}:{number}: {value!r} is not an output digest (64 hex digits)")
             outputs[name] = value
         else:
             raise LockFormatError(f"{LOCK_NAME}:{number}: unexpected indentation")
@@ -177,11 +183,14 @@ def write(root: str | os.PathLike, entries: Mapping[str, LockEntry]) -> bool:
     """Write the lock atomically (temp + fsync + rename) if its text changed; True if it did."""
     path = os.path.join(root, LOCK_NAME)
     text = dumps(entries)
+    if os.path.isdir(path):
+        raise LockFormatError(f"{LOCK_NAME} is a folder, where storybuild writes its lock file",
+                              hint="move the folder away; the next build writes the lock")
     try:
         with open(path, encoding="utf-8") as f:
             if f.read() == text:
                 return False
-    except FileNotFoundError:
+    except (OSError, UnicodeDecodeError):  # none yet, or not text: it is replaced
         pass
     tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
     try:

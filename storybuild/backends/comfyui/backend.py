@@ -23,7 +23,7 @@ from storybuild.backends.comfyui.prompt import binding_values, bound_workflow
 from storybuild.backends.comfyui.settings import read_config, servers_of
 from storybuild.backends.comfyui.workflow import FILE_PARAMS, BindingSpec, lookup, parse_loc
 from storybuild.backends.contract import ActionContext, SpeechRequest
-from storybuild.errors import BackendError
+from storybuild.errors import BackendError, Diagnostic, ManifestError
 
 OUTPUTS = {"keyframe": "keyframe.png", "clip": "clip.mp4", "lipsync": "lipsync.mp4", "speech": "line.wav"}
 
@@ -145,6 +145,12 @@ class ComfyUIBackend:
     def plan_speech(self, request: SpeechRequest) -> dict[str, Any]:
         """A line's params: the text-to-speech workflow, bound to the text and the voice."""
         from storybuild.backends.comfyui.expansion import resolve_workflow
+
+        if request.manifest is not None and not self.configured(read_config(
+                request.manifest.backends.settings.get(NAME))):
+            raise ManifestError([Diagnostic("comfyui cannot speak this line: it is not set up",
+                                            request.voice_loc or request.loc,
+                                            f"{self.setup_hint}, or choose another voice engine", code="backend")])
 
         params = resolve_workflow(request.manifest, "tts", request.workflow, {"text": request.text, **request.voice},
                                   kind="speech", seed_key=f"{request.shot}/{request.index}", loc=request.loc)
