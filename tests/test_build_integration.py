@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -257,7 +256,7 @@ def flaky_film(tmp_path, monkeypatch, backend: Flaky) -> Path:
     action = Action(id="gen/0", kind="gen", backend="flaky", params={"n": 1},
                     inputs=(Input("prompt", FileInput("prompts/p0.txt")),), outputs=("out.txt",),
                     view={"out.txt": "gen/0.txt"})
-    monkeypatch.setattr(planner, "_expand", SimpleNamespace(film_actions=lambda manifest, quality: [action]))
+    monkeypatch.setattr(planner, "film_actions", lambda manifest, quality: [action])
     return root
 
 
@@ -453,7 +452,7 @@ def test_outputs_of_actions_gone_from_the_manifest_leave_build(tmp_path, monkeyp
     root = flaky_film(tmp_path, monkeypatch, Flaky(0, TransientError))
     session(root).build()
     assert (root / "build" / "gen" / "0.txt").exists()
-    monkeypatch.setattr(planner, "_expand", SimpleNamespace(film_actions=lambda manifest, quality: []))
+    monkeypatch.setattr(planner, "film_actions", lambda manifest, quality: [])
     (root / "project.json").write_text((root / "project.json").read_text() + " ")  # the manifest changed
     assert session(root).build().ok
     assert not (root / "build" / "gen").exists() and lockfile.read(root) == {}

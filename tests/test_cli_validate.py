@@ -180,3 +180,25 @@ def test_python_m_storybuild_on_examples() -> None:
     invalid = _cli("validate", cwd=case)
     assert invalid.returncode == 2
     assert invalid.stderr == (case / "expected.txt").read_text()
+
+
+def test_step_outputs_may_not_reach_the_writers_files_by_folder_link_or_setting(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "chars.yaml").write_text("version: 1\ncharacters: {}\n")
+    (tmp_path / "comfy").mkdir()
+    (tmp_path / "comfy" / "object_info.json").write_text("{}")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "cp.py").write_text("")
+    (tmp_path / "tools" / "link.yaml").symlink_to("../storybuild.yaml")
+    (tmp_path / "storybuild.yaml").write_text(
+        "version: 1\nproject: {title: T}\ninclude: [sub/chars.yaml]\n"
+        "backends: {comfyui: {object_info: comfy/object_info.json}}\n"
+        "steps:\n  - {id: a, argv: [python3, tools/cp.py], inputs: [tools/cp.py],\n"
+        "     outputs: [comfy/object_info.json, ., sub, tools/link.yaml, out/ok.txt]}\n")
+    result = run("validate", str(tmp_path))
+    assert result.exit_code == 2
+    found = [line for line in result.stderr.splitlines() if "a step may only write files it makes" in line]
+    assert [line.split("step output ")[1].split(";")[0] for line in found] == [
+        "'comfy/object_info.json' is the file backends.comfyui.object_info names",
+        "'.' is a folder holding the manifest", "'sub' is a folder holding a manifest file",
+        "'tools/link.yaml' is the manifest"]

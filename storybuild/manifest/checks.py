@@ -14,6 +14,7 @@ not in the shot's cast is a warning, not an error: off-screen voices are legitim
 from __future__ import annotations
 
 import difflib
+import os
 import posixpath
 from typing import Any, Iterable
 
@@ -21,7 +22,7 @@ from storybuild.backends.contract import setting_files, shipped_workflows
 from storybuild.errors import DiagnosticList
 from storybuild.manifest import assetcheck
 from storybuild.manifest.locations import LocIndex, Path
-from storybuild.projectpaths import BUILD_DIR, LOCK_NAME, STORE_DIR, Confiner, PathProblem
+from storybuild.projectpaths import BUILD_DIR, LOCK_NAME, STORE_DIR, Confiner, PathProblem, within
 
 _BUILTIN_MOUTHS = ("default",)
 # Parameters the planner fills in for workflows; a binding of any other name binds nothing,
@@ -227,37 +228,56 @@ class CrossChecker:
                              did_you_mean(param, BINDABLE) or "use a known parameter or extra.<name>", "binding",
                              at_key=True)
 
-    def _source_at(self, rel: str, steps: list[tuple[int, dict]], produced: set[str]) -> tuple[str, Any] | None:
-        """(what, where it is declared) when `rel` is a file the writer owns, else None.
+    def _source_at(self, rel: str, sources: dict[str, tuple[str, Any]]) -> tuple[str, Any] | None:
+        """(what, where it is declared) when writing `rel` would replace a file the writer owns.
 
         The writer's files: the manifest and its includes, the lock, assets (files, and
-        everything inside a folder asset), workflow files, and the steps' inputs that no step
-        makes (their scripts and data).
+        everything inside a folder asset), workflow files, files the backends' settings name,
+        and the steps' inputs that no step makes (their scripts and data). `rel` also hits one
+        when it is a folder holding it, or a link (or under a linked folder) that leads to it.
         """
-        if rel in self.files:
-            return ("a manifest file" if rel != self.files[0] else "the manifest"), None
-        if rel == LOCK_NAME:
-            return "the lock file", None
+        candidates = {rel}
+        real = os.path.realpath(os.path.join(self.root, rel))
+        root = os.path.realpath(self.root)
+        if within(real, root):
+            candidates.add(posixpath.normpath(os.path.relpath(real, root).replace(os.sep, "/")))
+        for candidate in candidates:
+            for source, (what, where) in sources.items():
+                if candidate == source or candidate == "." or source.startswith(candidate + "/"):
+                    return (what if candidate == source else f"a folder holding {what}"), where
+                if what.startswith("asset") and candidate.startswith(source + "/"):  # inside a folder asset
+                    return what, where
+        return None
+
+    def _writers_files(self, steps: list[tuple[int, dict]], produced: set[str]) -> dict[str, tuple[str, Any]]:
+        """Project-relative path → (what it is, where it is declared) for every file the writer owns."""
+        found: dict[str, tuple[str, Any]] = {}
+        for index, rel in enumerate(self.files):
+            found[rel] = ("the manifest" if index == 0 else "a manifest file", None)
+        found[LOCK_NAME] = ("the lock file", None)
         for aid, asset in self.assets.items():
             path = as_str(as_dict(asset).get("path"))
-            if path is not None and (rel == posixpath.normpath(path) or rel.startswith(posixpath.normpath(path) + "/")):
-                return f"asset '{aid}'", self.locs.value(("assets", aid, "path"))
+            if path is not None:
+                found[posixpath.normpath(path)] = (f"asset '{aid}'", self.locs.value(("assets", aid, "path")))
         for wid, workflow in self.workflows.items():
             path = as_str(as_dict(workflow).get("file"))
-            if path is not None and rel == posixpath.normpath(path):
-                return f"workflow '{wid}'", self.locs.value(("workflows", wid, "file"))
+            if path is not None and not path.startswith("builtin:"):
+                found[posixpath.normpath(path)] = (f"workflow '{wid}'", self.locs.value(("workflows", wid, "file")))
+        for where, path in setting_files(as_dict(self.doc.get("backends"))):
+            found[posixpath.normpath(path)] = (f"the file {'.'.join(where)} names", self.locs.value(where))
         for index, step in steps:
             for n, item in enumerate(as_list(step.get("inputs"))):
-                if isinstance(item, str) and posixpath.normpath(item) == rel and rel not in produced:
-                    return (f"an input of step '{step.get('id')}'",
-                            self.locs.value(("steps", index, "inputs", n)))
-        return None
+                if isinstance(item, str) and posixpath.normpath(item) not in produced:
+                    found.setdefault(posixpath.normpath(item), (f"an input of step '{step.get('id')}'",
+                                                                self.locs.value(("steps", index, "inputs", n))))
+        return found
 
     def _steps(self) -> None:
         seen: dict[str, Any] = {}
         produced: dict[str, Path] = {}
         steps = [(index, as_dict(step)) for index, step in enumerate(as_list(self.doc.get("steps")))]
         outputs = {posixpath.normpath(o) for _, step in steps for o in as_list(step.get("outputs")) if isinstance(o, str)}
+        sources = self._writers_files(steps, outputs) if outputs else {}
         for index, step in steps:
             path = ("steps", index)
             self.unique_id(seen, path, step, "step")
@@ -268,7 +288,7 @@ class CrossChecker:
                 if clean is None:
                     continue
                 top = clean.split("/", 1)[0]
-                over = self._source_at(clean, steps, outputs) if top not in (STORE_DIR, BUILD_DIR, ".git") else None
+                over = self._source_at(clean, sources) if top not in (STORE_DIR, BUILD_DIR, ".git") else None
                 if top in (STORE_DIR, BUILD_DIR, ".git"):
                     self.error(path + ("outputs", n), f"step output '{output}' is inside {top}/, which storybuild "
                                "manages", "write step outputs elsewhere, e.g. out/", "path")
