@@ -223,14 +223,9 @@ def _line_params(ctx: ActionContext) -> tuple[str, VoiceSettings, int, int]:
     from storybuild.backends.shared import speech_timing
 
     params = ctx.params
-    text = params.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise BackendError(f"{ctx.action_id}: a line of dialogue needs some text, got {text!r}")
-    text = speech_timing.clean_text(text)
+    text = speech_timing.line_text(ctx.action_id, params)
     settings = voice_settings(params)
-    rate_out = params.get("sample_rate", 48000)
-    if isinstance(rate_out, bool) or not isinstance(rate_out, int) or not 8000 <= rate_out <= 384000:
-        raise BackendError(f"sample_rate must be an integer from 8000 to 384000, got {rate_out!r}")
+    rate_out = speech_timing.output_rate(params)
     seed = params.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise BackendError(f"seed must be an integer, got {seed!r}")

@@ -245,19 +245,12 @@ def run_speech(ctx: ActionContext) -> dict[str, Path]:
     import numpy as np
     import soundfile
 
-    from storybuild.backends.shared import speech_audio
-
-    from storybuild.backends.shared import speech_timing
+    from storybuild.backends.shared import speech_audio, speech_timing
 
     params = ctx.params
-    text = params.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise BackendError(f"{ctx.action_id}: a line of dialogue needs some text, got {text!r}")
-    text = speech_timing.clean_text(text)
+    text = speech_timing.line_text(ctx.action_id, params)
     voice = voice_settings(params)
-    rate_out = params.get("sample_rate", 48000)
-    if isinstance(rate_out, bool) or not isinstance(rate_out, int) or not 8000 <= rate_out <= 384000:
-        raise BackendError(f"sample_rate must be an integer from 8000 to 384000, got {rate_out!r}")
+    rate_out = speech_timing.output_rate(params)
 
     ctx.check_cancelled()
     ctx.progress(0.0, f"speaking as {voice.name}")

@@ -14,7 +14,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 EVENT_WORD, EVENT_END, EVENT_PHONEME = 1, 5, 7
 STRESS_MARKS = "',"  # primary, secondary stress: prosody, not part of the phoneme's name
@@ -140,3 +140,23 @@ def to_json(timings: Timings) -> str:
         "phonemes": [{"start": r(p.start), "end": r(p.end), "phoneme": p.text} for p in timings.phonemes],
     }
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def line_text(action_id: str, params: Mapping[str, Any]) -> str:
+    """A speech action's text, checked and cleaned (clean_text): what every speech backend speaks."""
+    from storybuild.errors import BackendError
+
+    text = params.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BackendError(f"{action_id}: a line of dialogue needs some text, got {text!r}")
+    return clean_text(text)
+
+
+def output_rate(params: Mapping[str, Any]) -> int:
+    """A speech action's output sample rate, checked (the film's rate: 8 to 384 kHz)."""
+    from storybuild.errors import BackendError
+
+    rate = params.get("sample_rate", 48000)
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 384000:
+        raise BackendError(f"sample_rate must be an integer from 8000 to 384000, got {rate!r}")
+    return rate
