@@ -278,3 +278,25 @@ def test_gc_refuses_a_lock_cut_short_in_a_digest(project):
     lock.write_text(text[: text.rindex(": ") + 20] + "\n")  # the last digest cut to 18 characters
     result = CliRunner().invoke(main, ["gc"])
     assert result.exit_code == 2 and "is not an output digest (64 hex digits)" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "truncated", "garbage"])
+def test_a_damaged_state_db_is_moved_aside_and_made_anew(project, damage):
+    # #17 item 4: it used to be sqlite3.DatabaseError in build, status and gc until deleted by hand.
+    cli("build")
+    db = project / ".storybuild" / "state.sqlite"
+    size = db.stat().st_size
+    if damage == "zeroed":
+        db.write_bytes(bytes(size))
+    elif damage == "truncated":
+        db.write_bytes(db.read_bytes()[: size // 2])
+    else:
+        db.write_bytes(b"not a database at all" * 100)
+    (project / "prompts" / "a.txt").write_text("changed\n")
+    result = CliRunner().invoke(main, ["build"])
+    assert result.exit_code == 0, result.output
+    assert "warning: the state DB could not be read; it was moved aside" in result.stderr
+    assert (project / ".storybuild" / "state.sqlite.damaged").exists()
+    for command in (["status"], ["gc"], ["build"]):
+        again = CliRunner().invoke(main, command)
+        assert again.exit_code == 0 and "Traceback" not in again.output, (command, again.output)

@@ -137,9 +137,18 @@ class ActionRunner:
         owned = set()
         for _, rel in self.placements[action.id]:
             record = self.views.get(rel)
-            if (record is not None and stat_of(str(self.root / rel)) == record.stat) or self.journal.holds(rel):
+            st = stat_of(str(self.root / rel))
+            if (record is not None and st == record.stat) or self.journal.holds(rel) or self._in_cas(rel, st):
                 owned.add(rel)
         return frozenset(owned)
+
+    def _in_cas(self, rel: str, st: Any) -> bool:
+        """Whether the file at `rel` is a CAS object (the same inode): a step output storybuild
+        stored, known even when the state DB that recorded its placement was lost."""
+        if st is None or os.stat(self.root / rel).st_nlink < 2:
+            return False
+        obj = stat_of(str(self.cas.path(digest_file(self.root / rel))))
+        return obj is not None and obj.ino == st.ino
 
     def _ingest(self, action: Action, written: Mapping[str, os.PathLike | str], out_dir: Path) -> dict[str, str]:
         outputs: dict[str, str] = {}

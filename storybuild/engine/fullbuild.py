@@ -141,6 +141,11 @@ class Engine:
         order = [a for a in cplan.order if a.id in self.closure]
         forced = frozenset(selected if self.options.force else ())
         self.db = self.stores.state()
+        if self.db.recovered:
+            self.options.on_event(Event(EventType.WARNING, data={
+                "message": f"the state DB could not be read; it was moved aside to {self.db.path}.damaged and "
+                           "made anew (it is a cache: this build re-checks what it held)",
+                "hint": "delete the .damaged file once this build has finished"}))
         hasher = FileHasher(self.root, self.db.files())
         sources = self._sources(order, hasher, self._loc_of(cplan))
         runs = self.db.runs(details=False)  # details are read only for the steps that run

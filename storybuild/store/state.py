@@ -83,9 +83,42 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+DAMAGED_SUFFIX = ".damaged"
+
+
 def connect(path: str | os.PathLike) -> sqlite3.Connection:
-    """Open the state DB, creating or recreating it when its schema version differs."""
+    """Open the state DB, creating or recreating it when its schema version differs.
+
+    A file SQLite cannot read (truncated, zeroed, not a database) is moved aside to
+    <path>.damaged and a new one made: the state DB is a cache of what builds recorded,
+    remade by the next build (StateDB.recovered says whether that happened).
+    """
+    try:
+        return _open(path)
+    except sqlite3.DatabaseError:
+        move_aside(path)
+        return _open(path)
+
+
+def move_aside(path: str | os.PathLike) -> str:
+    """Move a damaged state DB (and its WAL files) to <path>.damaged; return where it went."""
+    path = os.fspath(path)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.replace(path + suffix, path + DAMAGED_SUFFIX + suffix)
+    return path + DAMAGED_SUFFIX
+
+
+def _open(path: str | os.PathLike) -> sqlite3.Connection:
     conn = sqlite3.connect(os.fspath(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        return _prepare(conn)
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+
+
+def _prepare(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode keeps the database consistent after a crash; durability of the
     # objects a row names is our job (CAS.sync before commit).
@@ -105,7 +138,13 @@ class StateDB:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        self.conn = connect(self.path)
+        self.recovered = False  # True when the file was damaged and moved aside: the caller says so
+        try:
+            self.conn = _open(self.path)
+        except sqlite3.DatabaseError:
+            move_aside(self.path)
+            self.conn = _open(self.path)
+            self.recovered = True
 
     def close(self) -> None:
         """Close the connection."""
