@@ -118,3 +118,19 @@ class Confiner:
             real = os.path.realpath(full) if os.path.islink(full) else full
             self._real[rel] = real
         return real
+
+
+def own_folders_problem(root: str) -> str | None:
+    """Why storybuild cannot use its folders in `root` (build/, .storybuild/), or None.
+
+    Each must be a real folder inside the project (or not exist yet): a link would take the
+    film, or the cache, wherever it points, and a file where a folder belongs stops a build
+    half-way.
+    """
+    for name, holds in ((STORE_DIR, "its cache and state"), (BUILD_DIR, "the film it builds")):
+        path = os.path.join(root, name)
+        if os.path.islink(path):
+            return f"{name} is a symbolic link: storybuild keeps {holds} in {name}/ inside the project"
+        if os.path.exists(path) and not os.path.isdir(path):
+            return f"{name} is a file: storybuild keeps {holds} in a folder of that name"
+    return None

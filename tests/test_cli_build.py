@@ -300,3 +300,18 @@ def test_a_damaged_state_db_is_moved_aside_and_made_anew(project, damage):
     for command in (["status"], ["gc"], ["build"]):
         again = CliRunner().invoke(main, command)
         assert again.exit_code == 0 and "Traceback" not in again.output, (command, again.output)
+
+
+@pytest.mark.parametrize("command", [["build"], ["clean"], ["gc"], ["build", "-n"]])
+def test_build_and_store_folders_that_are_links_or_files_are_refused(project, tmp_path_factory, command):
+    # #17 item 8: a linked build/ wrote the film outside the project; a file .storybuild
+    # and a linked build/ under clean were tracebacks.
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (project / "build").symlink_to(elsewhere, target_is_directory=True)
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2 and "build is a symbolic link" in result.stderr, result.output
+    assert list(elsewhere.iterdir()) == [] and (project / "build").is_symlink()
+    (project / "build").unlink()
+    (project / ".storybuild").write_text("not a folder")
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2 and ".storybuild is a file" in result.stderr, result.output

@@ -66,6 +66,7 @@ class Session:
         options = BuildOptions.of(jobs=jobs, keep_going=keep_going, force=force, dry_run=dry_run,
                                   quality=quality, on_event=on_event, cancel_event=cancel_event,
                                   wait=wait, explain=explain)
+        self._check_folders()
         request = self._request(options.quality, targets)
         if options.dry_run:
             return self._slow(targets, request, options, began, stamp.Scan(None, frozenset(), None))
@@ -197,6 +198,7 @@ class Session:
         from storybuild.errors import UsageError
         from storybuild.store.lockfile import LockFormatError
 
+        self._check_folders()
         with ProjectLock(self.store_dir, wait=wait, what="gc"):
             stamp.remove(self.store_dir)
             try:
@@ -206,10 +208,21 @@ class Session:
                                  hint="gc keeps what the lock pins, so it needs the lock: resolve it (or run "
                                       "`storybuild build`, which writes it anew), then run gc again") from None
 
+    def _check_folders(self) -> None:
+        """Refuse to work through a build/ or .storybuild that is a link or a file."""
+        from storybuild.errors import UsageError
+        from storybuild.projectpaths import own_folders_problem
+
+        problem = own_folders_problem(self.root)
+        if problem is not None:
+            raise UsageError(problem, hint="move it away (storybuild makes the folder anew); "
+                             "to keep the cache elsewhere, move the whole project")
+
     def clean(self, *, wait: bool = True) -> bool:
         """Remove build/ (the CAS keeps every object). True if there was one."""
         from storybuild.projectpaths import BUILD_DIR
 
+        self._check_folders()
         with ProjectLock(self.store_dir, wait=wait, what="clean"):
             stamp.remove(self.store_dir)
             path = os.path.join(self.root, BUILD_DIR)
