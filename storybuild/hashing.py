@@ -13,6 +13,7 @@ import hashlib
 
 import json
 import os
+import posixpath
 import time
 from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
@@ -133,15 +134,19 @@ class FileHasher:
         self.root = os.fspath(root)
         self.known: Mapping[str, Hashed] = known if known is not None else {}
         self.fresh: dict[str, Hashed] = {}
+        # Folder inputs (a mouths set): folder → (every folder under it, itself included; every
+        # file in them). The folders' own stats are what the stamp watches for a file added or
+        # removed inside; the files are watched like any source.
+        self.folders: dict[str, tuple[list[str], list[str]]] = {}
         self._read_digest = read_digest
 
     def digest(self, rel: str) -> str | None:
-        """The digest of project file `rel`, or None when it does not exist."""
+        """The digest of project file `rel` (or of a folder's files), or None when it does not exist."""
         done = self.fresh.get(rel)
         path = os.path.join(self.root, rel)
         st = stat_of(path)
         if st is None:
-            return None
+            return self._folder_digest(rel) if os.path.isdir(path) and not os.path.islink(path) else None
         if done is not None and done.stat == st:
             return done.digest
         old = self.known.get(rel)
@@ -152,6 +157,24 @@ class FileHasher:
         racy = stat_of(path) != st or st.mtime_ns > time.time_ns() - RACY_NS
         self.fresh[rel] = Hashed(digest, st, racy)
         return digest
+
+    def _folder_digest(self, rel: str) -> str:
+        """A folder's digest: its files' relative names and digests, each file trusted by its
+        stat like any other (links are not followed: a folder input stays in the project)."""
+        lines, folders, children = [], [rel], []
+        top = os.path.join(self.root, rel)
+        for here, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(here, d)))
+            folders += [posixpath.join(rel, os.path.relpath(os.path.join(here, d), top).replace(os.sep, "/"))
+                        for d in dirs]
+            for name in sorted(files):
+                child = posixpath.join(rel, os.path.relpath(os.path.join(here, name), top).replace(os.sep, "/"))
+                digest = None if os.path.islink(os.path.join(here, name)) else self.digest(child)
+                if digest is not None:
+                    lines.append(f"{child[len(rel) + 1:]}\0{digest}\n")
+                    children.append(child)
+        self.folders[rel] = (folders, children)
+        return digest_bytes("".join(sorted(lines)).encode())
 
     def trusted(self) -> dict[str, Hashed]:
         """The freshly hashed entries that may be trusted by stat in later builds."""

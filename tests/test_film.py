@@ -206,3 +206,21 @@ def test_objects_gone_from_the_cache_are_made_again(tmp_path):
     subprocess.run([sys.executable, "-m", "storybuild", "clean"], cwd=project, check=True, capture_output=True)
     assert "film" in build(project)
     assert build(project) == []
+
+
+def test_a_custom_mouth_set_folder_builds_and_is_watched(tmp_path):
+    # A folder asset (a mouths set) validated and then could never build: a folder had no
+    # digest (#17 item 13). Its digest is its files'; adding one rebuilds, a no-op stays one.
+    project = tmp_path / "minimal"
+    shutil.copytree(ROOT / "examples" / "minimal", project)
+    shutil.copytree(ROOT / "examples" / "everything" / "assets" / "mouths" / "ada", project / "mouths" / "mo")
+    manifest = project / "storybuild.yaml"
+    manifest.write_text(manifest.read_text().replace(
+        "characters:\n  mo: {voice: {name: en-us}}",
+        "assets:\n  mo_mouths: {path: mouths/mo, kind: mouths}\n"
+        "characters:\n  mo: {voice: {name: en-us}, mouths: mo_mouths}"))
+    assert "film" in build(project)
+    assert build(project) == []
+    shutil.copy(project / "mouths" / "mo" / "A.png", project / "mouths" / "mo" / "extra.png")
+    assert "shot/hello-mo" in build(project)
+    assert build(project) == []

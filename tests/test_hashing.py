@@ -101,3 +101,21 @@ def test_missing_files_have_no_digest(tmp_path):
 
 def test_hashed_compares_with_plain_stats():
     assert Hashed("d", FileStat(1, 2, 3)).stat == (1, 2, 3)
+
+
+def test_a_folder_input_is_digested_by_its_files(tmp_path):
+    # A mouths set is a folder asset: its digest follows every file in it, each trusted by stat.
+    folder = tmp_path / "mouths" / "ada"
+    folder.mkdir(parents=True)
+    (folder / "A.png").write_bytes(b"a")
+    (folder / "B.png").write_bytes(b"b")
+    first = FileHasher(tmp_path).digest("mouths/ada")
+    assert first is not None and FileHasher(tmp_path).digest("mouths/ada") == first
+    (folder / "B.png").write_bytes(b"b2")
+    changed = FileHasher(tmp_path).digest("mouths/ada")
+    (folder / "C.png").write_bytes(b"c")
+    added = FileHasher(tmp_path).digest("mouths/ada")
+    assert len({first, changed, added}) == 3
+    hasher = FileHasher(tmp_path)
+    hasher.digest("mouths/ada")
+    assert hasher.folders["mouths/ada"] == (["mouths/ada"], ["mouths/ada/A.png", "mouths/ada/B.png", "mouths/ada/C.png"])

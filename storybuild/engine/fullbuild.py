@@ -337,6 +337,11 @@ class Engine:
             h = fresh.get(rel) or known.get(rel)
             if h is not None:
                 entries.append(_entry(rel, h))
+        for folders, files in (self._hasher.folders[rel] for rel in self._source_paths if rel in self._hasher.folders):
+            for folder in folders:
+                st = os.stat(os.path.join(self.root, folder))  # a file added or removed inside changes it
+                entries.append((folder, st.st_mtime_ns, st.st_size, st.st_ino, ""))
+            entries += [_entry(rel, fresh.get(rel) or known[rel]) for rel in files]
         for action_id in sorted(self.closure):
             for _, rel in cplan.placed[action_id]:
                 record = recorder.views.get(rel)

@@ -6,7 +6,7 @@ layout/<shot>: its timing and speakers' places → shot.json, worked out without
         ▼
     frames painted in worker processes (chunks, in order) ──► ffmpeg.encode_frames
 
-Generative sources without a generated input (no ComfyUI) fall back to the 3D animatic
+Generative sources without a generated input (no backend set up to make it) fall back to the 3D animatic
 of the shot. Frame i depends only on the spec and i, so the video is the same bytes for
 any number of jobs.
 """
@@ -94,7 +94,7 @@ def build_spec(params: Mapping[str, Any], inputs: Mapping[str, Path], cache: Pat
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise BackendError(f"cannot read mouth cues {path.name}: {exc}") from exc
         else:
-            cues.append(())  # lip-sync off (or done on ComfyUI): mouths rest
+            cues.append(())  # lip-sync off (or done by the generating backend): mouths rest
     duration = params.get("duration")
     try:
         timing = shot_timing(durations, offsets, None if duration is None else float(duration),
@@ -231,7 +231,7 @@ def run_layout(ctx: ActionContext) -> dict[str, Path]:
     """Work out the shot's timing and where its speakers stand → shot.json (no frames drawn)."""
     inputs: dict[str, Path] = {name: Path(path) for name, path in ctx.inputs.items()}
     for name in ctx.params.get("generated") or []:
-        # Made by other actions (ComfyUI): only their presence decides the picture kind.
+        # Made by other actions (a generative backend): only their presence decides the picture kind.
         inputs.setdefault(name, Path(os.devnull))
     spec = build_spec(ctx.params, inputs, with_cues=False)
     info_path = ctx.output("shot.json")

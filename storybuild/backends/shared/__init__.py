@@ -1,5 +1,5 @@
 """What any backend may use: ffmpeg, audio, the speech timings format, worker liveness.
 
-Not a backend: a toolkit the backends share (the embedded one, ComfyUI, espeak, plug-ins),
+Not a backend: a toolkit every backend may share (built-ins and plug-ins alike),
 so that no backend imports another.
 """

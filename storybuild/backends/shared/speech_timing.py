@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from storybuild.errors import BackendError
+
 EVENT_WORD, EVENT_END, EVENT_PHONEME = 1, 5, 7
 STRESS_MARKS = "',"  # primary, secondary stress: prosody, not part of the phoneme's name
 
@@ -144,8 +146,6 @@ def to_json(timings: Timings) -> str:
 
 def line_text(action_id: str, params: Mapping[str, Any]) -> str:
     """A speech action's text, checked and cleaned (clean_text): what every speech backend speaks."""
-    from storybuild.errors import BackendError
-
     text = params.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BackendError(f"{action_id}: a line of dialogue needs some text, got {text!r}")
@@ -154,8 +154,6 @@ def line_text(action_id: str, params: Mapping[str, Any]) -> str:
 
 def output_rate(params: Mapping[str, Any]) -> int:
     """A speech action's output sample rate, checked (the film's rate: 8 to 384 kHz)."""
-    from storybuild.errors import BackendError
-
     rate = params.get("sample_rate", 48000)
     if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 384000:
         raise BackendError(f"sample_rate must be an integer from 8000 to 384000, got {rate!r}")
