@@ -9,8 +9,6 @@ import sys
 import pytest
 
 from storybuild.backends import contract
-from storybuild.engine.fullbuild import _header
-from storybuild.engine.workspace import Workspace
 from storybuild.errors import UsageError
 
 
@@ -35,12 +33,12 @@ def test_an_unknown_backend_lists_the_installed_ones() -> None:
     assert "espeak" in (caught.value.hint or "") and "comfyui" in (caught.value.hint or "")
 
 
-def test_a_dependency_upgrade_changes_the_plan_cache_header(monkeypatch, tmp_path) -> None:
-    workspace = Workspace(str(tmp_path), "storybuild.yaml", str(tmp_path / ".storybuild"), lambda path: None)
-    before = _header(workspace, "full")
+def test_a_dependency_upgrade_changes_what_a_cached_plan_rests_on(monkeypatch) -> None:
+    before = contract.marks(["espeak", "embedded"])
     monkeypatch.setattr(contract, "_release", lambda dist: "9.9.9" if dist == "espeakng-loader" else "1")
-    assert _header(workspace, "full") != before
-    assert ("espeakng-loader", "9.9.9") in contract.releases()
+    assert contract.marks(["espeak", "embedded"]) != before
+    assert ("espeak", "2", (("espeakng-loader", "9.9.9"),)) in contract.marks(["espeak"])
+    assert contract.marks(["command"]) == (("command", "1", ()),)  # a steps-only plan asks no plug-in
 
 
 def test_the_stamp_watches_what_a_backend_depends_on() -> None:

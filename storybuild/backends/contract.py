@@ -217,6 +217,18 @@ def _builtin_spec(name: str) -> str:
     return str(_declaration(name).BACKEND)
 
 
+def is_installed(name: str) -> bool:
+    """Whether a manifest may name backend `name` (built-ins answer without a plug-in scan)."""
+    return name in BUILTIN or name in _registered or name in installed()
+
+
+def capabilities_of(name: str) -> frozenset[str]:
+    """What backend `name` provides (a built-in's from its folder; a plug-in's from its class)."""
+    if name in BUILTIN and name not in _registered:
+        return frozenset(_declaration(name).CAPABILITIES)
+    return frozenset(get_backend(name).capabilities)
+
+
 def installed() -> dict[str, str]:
     """Every backend a manifest may name: name → "module:Class" (built-ins, then plug-ins)."""
     found = {name: _builtin_spec(name) for name in BUILTIN}
@@ -258,12 +270,7 @@ def get_backend(name: str) -> Backend:
 def with_capability(*capabilities: str) -> list[str]:
     """The installed backends that provide any of `capabilities`, sorted."""
     wanted = set(capabilities)
-    return sorted(name for name, decl in declarations().items() if decl.capabilities & wanted)
-
-
-def versions() -> tuple[tuple[str, str], ...]:
-    """(name, version) of every installed backend, plug-ins included (imports the plug-ins)."""
-    return tuple(sorted((name, decl.version) for name, decl in declarations().items()))
+    return sorted(name for name in installed() if capabilities_of(name) & wanted)
 
 
 def dependencies(name: str) -> tuple[str, ...]:
@@ -281,10 +288,17 @@ def _release(distribution: str) -> str:
         return "not installed"
 
 
-def releases() -> tuple[tuple[str, str], ...]:
-    """(distribution, release) of every installed backend's dependencies: part of what a
-    cached plan was made with, so an upgrade replans (config keys may name the release)."""
-    return tuple(sorted({(dist, _release(dist)) for name in installed() for dist in dependencies(name)}))
+def marks(names: Iterable[str]) -> tuple:
+    """What a plan made with backends `names` rests on besides the manifest: each one's
+    version and the installed release of each distribution it depends on. A cached plan is
+    reused only while these are the same, so a version bump or an upgrade replans; only the
+    backends a plan uses are asked (a plan of custom steps imports no plug-in)."""
+    versions = dict(builtin_versions())
+    out = []
+    for name in sorted(set(names)):
+        version = versions[name] if name in versions and name not in _registered else str(get_backend(name).version)
+        out.append((name, version, tuple((dist, _release(dist)) for dist in dependencies(name))))
+    return tuple(out)
 
 
 def source_files(names: Iterable[str]) -> list[str]:
@@ -361,7 +375,7 @@ def setting_files(sections: Mapping[str, Any]) -> list[tuple[tuple[str, ...], st
     """
     found = []
     for name, raw in sections.items():
-        if name in ("retry", "limits") or name not in installed() or not isinstance(raw, Mapping):
+        if name in ("retry", "limits") or not is_installed(name) or not isinstance(raw, Mapping):
             continue
         files = getattr(get_backend(name), "setting_files", None)
         for setting, path in (files(raw) if files is not None else {}).items():
@@ -397,7 +411,7 @@ def generative_backend(backends: Any, source: str, asked: str) -> str | Diagnost
                           "(keyframe, image_to_video, text_to_video)", code="backend")
     if asked == "auto":
         return next((name for name in with_capability(capability) if configured(backends, name)), DEFAULT_PICTURE)
-    if capability not in declaration(asked).capabilities:
+    if capability not in capabilities_of(asked):
         return Diagnostic(f"{asked} cannot make a {source} picture: it has no {capability} capability", None,
                           f"backends that have it: {', '.join(with_capability(capability)) or 'none installed'}; "
                           "or set backend: auto", code="backend")

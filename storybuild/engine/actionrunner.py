@@ -72,7 +72,7 @@ class ActionRunner:
                  placed: Mapping[str, tuple[tuple[str, str], ...]],
                  record: Callable[[dict[str, ViewRecord]], None], log: Callable[[str, str], None] = lambda a, line: None,
                  backend: Callable[[str], Backend] = get_backend, cache_dir: str | os.PathLike | None = None,
-                 journal_dir: str | os.PathLike | None = None):
+                 journal: str | os.PathLike | None = None):
         self.root = Path(root)
         self.scratch_root = Path(scratch_root)
         self.cas = cas
@@ -84,7 +84,7 @@ class ActionRunner:
         self.log = log
         self.backend = backend
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.journal = WriteJournal(Path(journal_dir if journal_dir is not None else self.scratch_root / "writing"))
+        self.journal = WriteJournal(journal if journal is not None else self.scratch_root / "writing.journal")
         self._seq = itertools.count()
 
     def prepare(self, actions: Iterable[Action], jobs: int) -> None:

@@ -39,19 +39,18 @@ _NEVER = (-1, -1, -1)
 
 def _header(workspace: Workspace, quality: str) -> tuple:
     from storybuild import __version__
-    from storybuild.backends.contract import releases, versions
 
-    return (plancache.CACHE_FORMAT, __version__, versions(), releases(), quality, workspace.manifest)
+    return (plancache.CACHE_FORMAT, __version__, quality, workspace.manifest)
 
 
 def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
     """The current plan: cached while the manifest files are unchanged, else planned anew."""
-    from storybuild.backends.contract import in_place
+    from storybuild.backends.contract import in_place, marks
     from storybuild.planning import actiongraph as planner
 
     header = _header(workspace, quality)
     cached = plancache.load(workspace.root, workspace.store_dir, quality, header)
-    if cached is not None:
+    if cached is not None and cached.marks == marks({a.backend for a in cached.order}):
         return cached
     manifest: Manifest = workspace.loader(workspace.manifest_path)
     order = planner.topological(planner.plan_actions(manifest, Quality(quality)))
@@ -65,7 +64,7 @@ def load_plan(workspace: Workspace, quality: str) -> CachedPlan:
         configs={b: dict(planner.backend_config(manifest, b)) for b in backends},
         limits=dict(manifest.backends.limits), retry=manifest.backends.retry,
         placed={a.id: tuple(placements(in_place(a.backend), a.outputs, a.view)) for a in order},
-        files=dict(hasher.fresh), locs=dict(manifest.locs))
+        files=dict(hasher.fresh), locs=dict(manifest.locs), marks=marks(backends))
     os.makedirs(workspace.store_dir, exist_ok=True)
     plancache.save(workspace.store_dir, quality, header, result)
     result.replanned = True
@@ -270,7 +269,7 @@ class Engine:
             self._place_fresh(decision, recorder, result)
             runner = ActionRunner(self.root, scratch, self.cas, self.view, cplan.configs, views,
                                   cplan.placed, recorder.placed, cache_dir=os.path.join(self.store_dir, "cache"),
-                                  journal_dir=os.path.join(self.store_dir, "writing"))
+                                  journal=os.path.join(self.store_dir, "writing.journal"))
             executor = Executor(runner, recorder, jobs=options.jobs, limits=self._limit(dict(cplan.limits)),
                                 retry=cplan.retry, keep_going=options.keep_going,
                                 cancel_event=options.cancel_event, on_event=options.on_event)
@@ -284,7 +283,7 @@ class Engine:
             writer.close()
         # Every placement is committed now: what in-place actions wrote is on record, so the
         # journal of files being written can go (a killed build keeps it for the next one).
-        WriteJournal(os.path.join(self.store_dir, "writing")).clear()
+        WriteJournal(os.path.join(self.store_dir, "writing.journal")).clear()
         self._entries = self._stamp_entries(cplan, decision.by_id, recorder)
 
     def _place_fresh(self, decision: _Decision, recorder, result: BuildResult) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from storybuild.backends.contract import (
-    DEFAULT_MOUTHS, DEFAULT_PICTURE, generative_backend, installed, with_capability,
+    DEFAULT_MOUTHS, DEFAULT_PICTURE, generative_backend, is_installed, with_capability,
 )
 from storybuild.errors import Diagnostic
 from storybuild.manifest.checks import CrossChecker, as_dict, as_list, as_str, did_you_mean
@@ -141,7 +141,7 @@ def _picture(c: CrossChecker, path: Path, picture: dict, sections: dict) -> str 
     # `auto` falls back to the animatic when no backend can make the picture; a backend
     # named outright that cannot, or is not set up, would fail at build time: say so now.
     backend = picture.get("backend", "auto")
-    if not isinstance(backend, str) or not isinstance(source, str) or (backend != "auto" and backend not in installed()):
+    if not isinstance(backend, str) or not isinstance(source, str) or (backend != "auto" and not is_installed(backend)):
         return None  # the schema has reported it
     chosen = generative_backend(sections, source, backend)
     if isinstance(chosen, Diagnostic):
@@ -175,7 +175,7 @@ def _lipsync(c: CrossChecker, path: Path, lipsync: Any, source: str, maker: str 
     if lipsync is None:
         return
     method = lipsync.get("method") if isinstance(lipsync, dict) else lipsync
-    if not isinstance(method, str) or method not in installed():
+    if not isinstance(method, str) or not is_installed(method):
         return  # none, or reported by the schema
     workflow = isinstance(lipsync, dict) and "workflow" in lipsync
     if method in (DEFAULT_MOUTHS,) and workflow:

@@ -95,6 +95,15 @@ def _fast_check() -> Check:
 
 
 @lru_cache(maxsize=1)
+def _builtin_check() -> Check:
+    # The shipped schema (the built-ins' part): a document it accepts, the installed one
+    # accepts too (plug-ins only widen choices and add sections), and reading it needs no
+    # scan of the installed distributions for plug-ins.
+    return compile_schema(json.loads(resources.files("storybuild").joinpath("schemas", SCHEMA_FILE)
+                                     .read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
@@ -103,7 +112,7 @@ def _validator() -> Any:
 
 def validate(doc: Any, locs: LocIndex) -> list[Diagnostic]:
     """Every schema problem of `doc`, located through `locs` (empty when valid)."""
-    if _fast_check()(doc):
+    if _builtin_check()(doc) or _fast_check()(doc):
         return []
     found: dict[tuple, Diagnostic] = {}
     for error in _validator().iter_errors(doc):

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from storybuild.hashing import FileHasher, FileStat, Hashed
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 _NEVER = FileStat(-1, -1, -1)
 
 
@@ -33,6 +33,7 @@ class CachedPlan:
     placed: dict = field(default_factory=dict)  # action id → ((output name, project path), …)
     files: dict[str, Hashed] = field(default_factory=dict)  # what planning read
     locs: Mapping[str, Any] | None = None  # manifest dotted path → SourceLoc (loaded on demand)
+    marks: tuple = ()  # the used backends' versions and dependency releases (contract.marks)
     replanned: bool = False  # planned from the manifest by this process (never true when loaded)
 
 

@@ -1,50 +1,51 @@
 """Project files an in-place action is about to write, so that what a killed build left is known as ours.
 
-A custom step writes its outputs at their project paths itself. Before it starts, each
-path gets an entry here; once the build has committed what it placed, the entries go. A file at an
-output path is storybuild's to replace only when the view placed it (and it is unchanged)
-or an entry here says an earlier run of the step was writing it: anything else there is
-the writer's, and no action removes it.
+A custom step writes its outputs at their project paths itself. Before it starts, its
+paths are appended to one journal file; once the build has committed what it placed, the
+file goes. A file at an output path is storybuild's to replace only when the view placed
+it (and it is unchanged), it is a CAS object, or the journal says an earlier run of the
+step was writing it: anything else there is the writer's, and no action removes it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Iterable
 
 
 class WriteJournal:
-    """Entries in `folder`, one per project-relative path being written."""
+    """One file of project-relative paths, a line each; read once, appended to, removed whole."""
 
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-
-    def _entry(self, rel: str) -> Path:
-        return self.folder / hashlib.blake2b(rel.encode(), digest_size=16).hexdigest()
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._held: frozenset[str] | None = None  # what earlier (killed) builds left, read once
 
     def begin(self, rels: Iterable[str]) -> None:
-        """Note that `rels` are about to be written."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for rel in rels:
-            self._entry(rel).write_text(rel, encoding="utf-8")
-
-    def clear(self) -> None:
-        """Forget every entry (the build committed what it placed)."""
-        try:
-            names = os.listdir(self.folder)
-        except FileNotFoundError:
+        """Note that `rels` are about to be written (one append: steps may run in parallel)."""
+        text = "".join(f"{rel}\n" for rel in rels)
+        if not text:
             return
-        for name in names:
-            try:
-                os.unlink(self.folder / name)
-            except FileNotFoundError:
-                pass
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as journal:
+                journal.write(text)
 
     def holds(self, rel: str) -> bool:
-        """Whether an action was writing `rel` when it last stopped."""
+        """Whether an earlier run was writing `rel` when its build stopped."""
+        with self._lock:
+            if self._held is None:
+                try:
+                    self._held = frozenset(self.path.read_text(encoding="utf-8").splitlines())
+                except (OSError, UnicodeDecodeError):
+                    self._held = frozenset()
+            return rel in self._held
+
+    def clear(self) -> None:
+        """Forget everything (the build committed what it placed)."""
         try:
-            return self._entry(rel).read_text(encoding="utf-8") == rel
-        except (OSError, UnicodeDecodeError):
-            return False
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
